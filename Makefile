@@ -1,0 +1,29 @@
+# Thin wrappers: every target calls a script that can also be run directly.
+.PHONY: build app test lint lab-up lab-deploy lab-down lab-artifacts bench venv
+
+build app:            ## build app/target/app.jar (selects a JDK 21+ itself)
+	scripts/build-app.sh
+
+test:                 ## the full test command (Maven, lint, lab deploy + verification); what CI runs
+	scripts/test.sh
+
+lint:                 ## ansible-lint (production profile) and playbook syntax check
+	scripts/lint.sh
+
+venv:                 ## Python venv with the pinned Ansible toolchain (outside the repo)
+	scripts/venv.sh
+
+lab-artifacts:        ## build Jaeger, the Collector and Prometheus from the Go module proxy (cached)
+	ansible/lab/artifacts/build.sh
+
+lab-up:               ## boot node1..node3 as systemd-nspawn containers on a bridge
+	ansible/lab/up.sh
+
+lab-deploy:           ## run ansible/site.yml against the lab; ANSIBLE_ARGS passes options through
+	ansible/lab/deploy.sh $(ANSIBLE_ARGS)
+
+lab-down:             ## stop the containers, remove namespaces, bridge, mounts, helper daemons
+	ansible/lab/down.sh
+
+bench:                ## throughput / latency / memory of the app, traced and untraced
+	scripts/bench.sh
