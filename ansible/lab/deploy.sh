@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs ansible/site.yml against the local lab (inventories/lab). Arguments go to ansible-playbook
+# unchanged, e.g.  ansible/lab/deploy.sh -e tracing_mode=jaeger-http --tags app_configure
+# (make lab-deploy ANSIBLE_ARGS='...' passes them through).
+set -euo pipefail
+
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$LAB_DIR/../.." && pwd)
+# shellcheck source=lab.env
+. "$LAB_DIR/lab.env"
+
+log() { printf '%s [deploy] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+on_exit() {
+  local rc=$?
+  if [ "$rc" -eq 0 ]; then log "done in ${SECONDS}s"; else log "FAILED (exit $rc) after ${SECONDS}s"; fi
+}
+trap on_exit EXIT
+
+check_lab_key() {
+  [ -r "$LAB_SSH_KEY" ] || { log "no lab SSH key at $LAB_SSH_KEY: run ansible/lab/up.sh first"; exit 2; }
+}
+
+run_playbook() {
+  local venv_bin
+  venv_bin=$("$ROOT/scripts/venv.sh" | tail -1)
+  export PATH="$venv_bin:$PATH"
+  export ANSIBLE_CONFIG="$ROOT/ansible/ansible.cfg"
+  cd "$ROOT/ansible"
+  log "ansible-playbook -i inventories/lab/hosts.yml site.yml $*"
+  ansible-playbook -i inventories/lab/hosts.yml site.yml "$@"
+}
+
+check_lab_key
+run_playbook "$@"

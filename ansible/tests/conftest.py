@@ -1,0 +1,125 @@
+"""Fixtures of the lab verification (pytest + testinfra over SSH with the lab's key).
+
+Run from the repository root after ansible/lab/up.sh and ansible/lab/deploy.sh:
+    $LAB_CACHE/venv/bin/pytest ansible/tests
+The hosts, their addresses and app instances come from the lab inventory itself (rendered by
+ansible), the SSH key and network settings from ansible/lab/lab.env.
+"""
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import testinfra
+
+ANSIBLE_DIR = Path(__file__).resolve().parent.parent
+LAB_ENV = ANSIBLE_DIR / "lab" / "lab.env"
+INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
+SSH_OPTIONS = [
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=10",
+    "-o", "BatchMode=yes",
+]
+
+
+def lab_settings():
+    """The lab.env settings as the lab scripts see them (environment overrides included)."""
+    out = subprocess.run(
+        ["bash", "-c", f'. "{LAB_ENV}" && echo "$LAB_SSH_KEY" && echo "$LAB_NET_PREFIX"'],
+        check=True, capture_output=True, text=True, timeout=30,
+    ).stdout.splitlines()
+    return {"ssh_key": out[0], "net_prefix": out[1]}
+
+
+def lab_inventory():
+    """{host: {"addr": ..., "apps": [...]}} of the lab inventory, with its variables rendered."""
+    # Not the project's ansible.cfg (its extra callbacks print to stdout): plain JSON output.
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
+    env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    ansible = Path(sys.executable).parent / "ansible"
+    msg = "{{ {'addr': ansible_host | default(inventory_hostname), " \
+          "'apps': app_instances | default([])} | to_json }}"
+    proc = subprocess.run(
+        [str(ansible), "all", "-i", str(INVENTORY), "-m", "ansible.builtin.debug", "-a", f"msg={msg}"],
+        cwd="/", env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"cannot read the lab inventory:\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(proc.stdout)
+    hosts = {}
+    for host, res in result["plays"][0]["tasks"][0]["hosts"].items():
+        hosts[host] = json.loads(res["msg"]) if isinstance(res["msg"], str) else res["msg"]
+    return hosts
+
+
+SETTINGS = lab_settings()
+INVENTORY_HOSTS = lab_inventory()
+# (host, app instance) pairs, e.g. ("node1", "app-a").
+APP_PLACEMENTS = [(h, a) for h, v in sorted(INVENTORY_HOSTS.items()) for a in v["apps"]]
+
+
+def pytest_generate_tests(metafunc):
+    if "placement" in metafunc.fixturenames:
+        metafunc.parametrize("placement", APP_PLACEMENTS, ids=[f"{h}-{a}" for h, a in APP_PLACEMENTS])
+
+
+@pytest.fixture(scope="session")
+def inventory():
+    return INVENTORY_HOSTS
+
+
+@pytest.fixture(scope="session")
+def ssh_key():
+    return SETTINGS["ssh_key"]
+
+
+@pytest.fixture(scope="session")
+def hosts(ssh_key):
+    """testinfra hosts by inventory name."""
+    return {
+        name: testinfra.get_host(
+            f"ssh://root@{v['addr']}", ssh_identity_file=ssh_key,
+            ssh_extra_args=" ".join(SSH_OPTIONS), controlpersist=0,
+        )
+        for name, v in INVENTORY_HOSTS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def app_address():
+    """{app instance: "addr"} of every instance."""
+    return {a: INVENTORY_HOSTS[h]["addr"] for h, a in APP_PLACEMENTS}
+
+
+def ssh(addr, key, command, timeout=30):
+    """Runs a command on a lab host with plain ssh (no connection reuse); returns CompletedProcess."""
+    return subprocess.run(
+        ["ssh", "-i", key, *SSH_OPTIONS, f"root@{addr}", command],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def http_get(url, headers=None, timeout=10):
+    """(status, body) of a GET; HTTP errors give their status instead of raising."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+def env_file(host, app):
+    """The deployed environment file of an instance as a dict."""
+    content = host.file(f"/etc/helidon-apps/{app}.env").content_string
+    values = {}
+    for line in content.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip('"')
+    return values

@@ -1,0 +1,137 @@
+"""Verification of the deployed lab: units, users, ports, a traced /chain, a host reboot.
+
+The tests talk to the real hosts; each one fails when the deployment is wrong.
+"""
+import json
+import re
+import secrets
+import time
+
+import pytest
+
+from conftest import env_file, http_get, ssh
+
+PORT = 8000
+HEALTH_PATH = "/observe/health"
+# Host rebooted by the last test, and how long it may take to come back with its apps.
+REBOOT_HOST = "node2"
+REBOOT_TIMEOUT = 240
+LOG_WAIT = 30  # seconds for a log line to reach the file
+
+
+def main_pid(host, app):
+    pid = host.check_output(f"systemctl show --property=MainPID --value {app}.service")
+    return int(pid)
+
+
+def test_unit_active_and_enabled(hosts, placement):
+    name, app = placement
+    service = hosts[name].service(f"{app}.service")
+    assert service.is_running, f"{app}.service is not active on {name}"
+    assert service.is_enabled, f"{app}.service is not enabled on {name}"
+
+
+def test_runs_as_own_non_root_user(hosts, placement):
+    name, app = placement
+    host = hosts[name]
+    user = host.user(app)
+    assert user.exists, f"no user {app} on {name}"
+    assert user.uid != 0 and user.uid < 1000, f"{app} should be a system user, uid {user.uid}"
+    assert user.shell in ("/usr/sbin/nologin", "/bin/false")
+    pid = main_pid(host, app)
+    assert pid > 0, f"{app}.service has no main process on {name}"
+    proc_user = host.check_output(f"ps -o user= -p {pid}").strip()
+    proc_comm = host.check_output(f"ps -o comm= -p {pid}").strip()
+    assert proc_user == app, f"{app}'s process {pid} runs as {proc_user!r}"
+    assert proc_comm == "java", f"{app}'s main process is {proc_comm!r}, not java"
+
+
+def test_listens_on_port(hosts, inventory, placement):
+    name, app = placement
+    host = hosts[name]
+    port = int(env_file(host, app)["EXPOSE_PORT"])
+    assert port == PORT
+    listeners = host.check_output(f"ss -Htlnp 'sport = :{port}'")
+    assert f"pid={main_pid(host, app)}," in listeners, f"{app} does not listen on {port}: {listeners!r}"
+    # on all interfaces: reachable from the controller at the host's address
+    status, body = http_get(f"http://{inventory[name]['addr']}:{port}{HEALTH_PATH}")
+    assert status == 200, f"health of {app} on {name}: HTTP {status} {body[:200]}"
+
+
+def test_environment_points_at_the_inventory(hosts, inventory, placement, app_address):
+    name, app = placement
+    env = env_file(hosts[name], app)
+    assert env["OTEL_SERVICE_NAME"] == app
+    assert env["MODE"] in {"otel-collector-grpc", "otel-collector-http", "jaeger-grpc", "jaeger-http", "none"}
+    assert env["TARGET_ONE_HOST"] == f"{app_address['app-b']}:{PORT}"
+    assert env["TARGET_TWO_HOST"] == f"{app_address['app-c']}:{PORT}"
+    assert re.fullmatch(r"[0-9.]+:4317", env["OTEL_GRPC_ENDPOINT"]), env["OTEL_GRPC_ENDPOINT"]
+    assert hosts[name].file(env["APP_JAR"]).is_file
+    mode = hosts[name].file(f"/etc/helidon-apps/{app}.env")
+    assert mode.mode == 0o640 and mode.group == app
+
+
+@pytest.fixture(scope="module")
+def chain_request(app_address):
+    """Sends GET /chain to app-a with a fresh W3C trace id; returns (trace_id, status, body)."""
+    trace_id = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    status, body = http_get(f"http://{app_address['app-a']}:{PORT}/chain", headers=headers, timeout=30)
+    return trace_id, status, body
+
+
+def test_chain_returns_path(chain_request):
+    _, status, body = chain_request
+    assert status == 200, f"/chain answered HTTP {status}: {body[:300]}"
+    assert json.loads(body) == {"path": "/chain"}
+
+
+def test_log_file_holds_the_trace_id(hosts, placement, chain_request):
+    name, app = placement
+    trace_id, status, _ = chain_request
+    assert status == 200
+    log_file = env_file(hosts[name], app)["LOG_FILE"]
+    deadline = time.monotonic() + LOG_WAIT
+    while True:
+        found = hosts[name].run(f"grep -m1 -F 'trace_id={trace_id}' {log_file}")
+        if found.rc == 0:
+            break
+        assert time.monotonic() < deadline, f"no line with trace_id={trace_id} in {log_file} on {name}"
+        time.sleep(1)
+    line = found.stdout.strip()
+    assert re.search(rf"trace_id={trace_id} span_id=[0-9a-f]{{16}} resource\.service\.name={app}\b", line), line
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(3)
+
+
+def test_rebooted_host_comes_back_with_its_units(inventory, ssh_key):
+    """Reboots a host (the lab restarts the container) and checks its apps run again."""
+    assert REBOOT_HOST in inventory, f"{REBOOT_HOST} not in the lab inventory"
+    addr, apps = inventory[REBOOT_HOST]["addr"], inventory[REBOOT_HOST]["apps"]
+    assert apps, f"{REBOOT_HOST} runs no app"
+    marker = "/run/lab-test-before-reboot"  # /run is a fresh tmpfs on every boot
+    assert ssh(addr, ssh_key, f"touch {marker}").returncode == 0
+    ssh(addr, ssh_key, "systemctl --no-block reboot")
+
+    def rebooted():
+        try:
+            res = ssh(addr, ssh_key, f"test ! -e {marker} && systemctl is-system-running --wait", timeout=60)
+        except Exception:  # noqa: BLE001 - host still down: keep waiting
+            return False
+        return res.stdout.strip() in ("running", "degraded")
+
+    wait_for(rebooted, REBOOT_TIMEOUT, f"{REBOOT_HOST} to reboot")
+    for app in apps:
+        def healthy():
+            try:
+                return http_get(f"http://{addr}:{PORT}{HEALTH_PATH}", timeout=5)[0] == 200
+            except OSError:
+                return False
+        wait_for(healthy, 120, f"{app} on {REBOOT_HOST} to answer health after the reboot")
+        res = ssh(addr, ssh_key, f"systemctl is-active {app}.service; systemctl is-enabled {app}.service")
+        assert res.stdout.split() == ["active", "enabled"], res.stdout
