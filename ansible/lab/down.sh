@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Stops the local lab and removes everything up.sh created at run time: containers (orderly
+# poweroff, then kill), supervisors, the apt proxy, the artifact mirror, veths, network
+# namespaces, the bridge, the hosts' overlay mounts and their changes, $LAB_STATE. Keeps the
+# cached base tree, the apt cache and the artifacts. Safe to run when nothing is up.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/host.sh
+. "$LAB_DIR/lib/host.sh"
+# shellcheck source=lib/rootfs.sh
+. "$LAB_DIR/lib/rootfs.sh"
+# shellcheck source=lib/nodes.sh
+. "$LAB_DIR/lib/nodes.sh"
+
+on_exit() {
+  local rc=$?
+  ((rc == 0)) || log "down.sh failed (exit $rc): something may be left; run it again" >&2
+}
+trap on_exit EXIT
+
+stop_hosts() {
+  local host
+  # In parallel: each waits for its own container's poweroff.
+  for host in $LAB_HOSTS; do stop_host "$host" & done
+  wait
+  # Whatever is left in the lab's cgroups (hosts of a run with other LAB_HOSTS, too).
+  local r
+  for r in $(cgroup_roots); do kill_cgroup "$r/$LAB_CGROUP_NAME"; done
+}
+
+# Also sweeps what a run with other LAB_HOSTS may have left (same prefix, same cache).
+remove_network() {
+  local host ns
+  for host in $LAB_HOSTS; do remove_host_network "$host"; done
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB_NETNS_PREFIX" || true); do
+    ip netns del "$ns"
+  done
+  ! ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 || ip link del dev "$LAB_BRIDGE"
+}
+
+remove_host_trees() {
+  local mnt host
+  for mnt in $(awk -v p="$LAB_CACHE/rootfs/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r); do
+    unmount_host_tree "$mnt"
+  done
+  for host in $LAB_HOSTS; do rm -rf "$(host_dir "$host")"; done
+}
+
+stop_helpers() {
+  stop_daemon artifact-mirror
+  stop_daemon apt-cacher-ng
+}
+
+report_leftovers() {
+  local left=() r
+  ip netns list 2>/dev/null | grep -q "^$LAB_NETNS_PREFIX" && left+=("netns")
+  ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 && left+=("bridge $LAB_BRIDGE")
+  grep -qE " ($LAB_CACHE|$LAB_STATE)[/ ]" /proc/mounts && left+=("mounts")
+  pgrep -x systemd-nspawn >/dev/null && left+=("systemd-nspawn processes")
+  for r in $(cgroup_roots); do [[ ! -d $r/$LAB_CGROUP_NAME ]] || left+=("cgroup $r/$LAB_CGROUP_NAME"); done
+  ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
+  log "nothing left behind"
+}
+
+main() {
+  require_root
+  run_stage "stop hosts" stop_hosts
+  run_stage "host trees" remove_host_trees
+  run_stage "network" remove_network
+  run_stage "helpers" stop_helpers
+  rm -rf "$LAB_STATE"
+  run_stage "check" report_leftovers
+}
+
+main "$@"

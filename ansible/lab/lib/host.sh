@@ -1,0 +1,135 @@
+# Host side of the lab: apt packages, the bridge, the apt cache proxy and the artifact mirror.
+# shellcheck shell=bash
+
+LAB_HOST_PACKAGES=(systemd-container debootstrap iproute2 apt-cacher-ng openssh-client python3
+  curl debian-archive-keyring)
+
+apt_get() {
+  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "$@"
+}
+
+install_host_packages() {
+  local missing=() p
+  for p in "${LAB_HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "host packages present"
+    return 0
+  fi
+  log "installing on the host: ${missing[*]}"
+  # apt-cacher-ng asks whether to allow CONNECT tunnels; answer it before it asks.
+  echo 'apt-cacher-ng apt-cacher-ng/tunnelenable boolean false' | debconf-set-selections
+  apt_get update
+  apt_get install --no-install-recommends "${missing[@]}"
+}
+
+# The host must be able to verify the suite's Release file. bookworm's debian-archive-keyring
+# (2023.3+deb12u2 and later) already carries the trixie keys; an older one is upgraded from the
+# host's own apt sources. debootstrap then checks the Release signature against this keyring:
+# signature checks are never turned off.
+lab_keyring() { echo /usr/share/keyrings/debian-archive-keyring.gpg; }
+keyring_knows_suite() { [[ -s /usr/share/keyrings/debian-archive-$LAB_SUITE-automatic.gpg ]]; }
+check_archive_keyring() {
+  if ! keyring_knows_suite; then
+    log "debian-archive-keyring has no $LAB_SUITE key: upgrading it"
+    apt_get update
+    apt_get install --only-upgrade debian-archive-keyring
+    keyring_knows_suite || die "no $LAB_SUITE key; install a newer debian-archive-keyring"
+  fi
+  log "archive keyring knows $LAB_SUITE: $(lab_keyring)"
+}
+
+ensure_ssh_key() {
+  mkdir -p "$(dirname "$LAB_SSH_KEY")"
+  chmod 700 "$(dirname "$LAB_SSH_KEY")"
+  if [[ ! -s $LAB_SSH_KEY ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C "helidon-otel-lab" -f "$LAB_SSH_KEY"
+    log "created $LAB_SSH_KEY"
+  fi
+}
+
+ensure_bridge() {
+  if ! ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1; then
+    ip link add name "$LAB_BRIDGE" type bridge
+  fi
+  if ! ip -o -4 addr show dev "$LAB_BRIDGE" | grep -q " $LAB_BRIDGE_ADDR/"; then
+    ip addr add "$LAB_BRIDGE_ADDR/24" dev "$LAB_BRIDGE"
+  fi
+  ip link set dev "$LAB_BRIDGE" up
+  log "bridge $LAB_BRIDGE at $LAB_BRIDGE_ADDR/24"
+}
+
+# wait_for_port ADDR PORT SECONDS
+wait_for_port() {
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}
+
+# start_daemon NAME COMMAND...: starts a helper daemon in its own session, logs to
+# $LAB_STATE/NAME.log, pid in $LAB_STATE/NAME.pid; does nothing when it already runs.
+start_daemon() {
+  local name=$1
+  shift
+  if pid_alive "$LAB_STATE/$name.pid"; then
+    log "$name already running (pid $(<"$LAB_STATE/$name.pid"))"
+    return 0
+  fi
+  # setsid runs in place here (a background job is no process-group leader), so $! is the daemon.
+  setsid "$@" >>"$LAB_STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$LAB_STATE/$name.pid"
+  log "$name started (pid $!)"
+}
+
+# apt-cacher-ng, run by hand (the host has no systemd), listening on the bridge address only.
+# Its cache lives in $LAB_CACHE so the packages survive down.sh and reboots of the machine.
+start_apt_proxy() {
+  local mirror backends=/etc/apt-cacher-ng/backends_debian
+  mirror=$(debian_mirror)
+  # Without this file apt-cacher-ng forwards Debian requests to its packaged default backend,
+  # which may be unreachable here ("503 Host not found").
+  if [[ "$(cat "$backends" 2>/dev/null)" != "$mirror/" ]]; then
+    echo "$mirror/" >"$backends"
+    log "$backends -> $mirror/"
+  fi
+  mkdir -p "$LAB_CACHE/apt-cacher-ng" "$LAB_STATE/apt-cacher-ng"
+  start_daemon apt-cacher-ng apt-cacher-ng -c /etc/apt-cacher-ng ForeGround=1 \
+    "CacheDir=$LAB_CACHE/apt-cacher-ng" "LogDir=$LAB_STATE/apt-cacher-ng" \
+    "PidFile=$LAB_STATE/apt-cacher-ng/acng.pid" "SocketPath=$LAB_STATE/apt-cacher-ng/acng.socket" \
+    "BindAddress=$LAB_BRIDGE_ADDR" "Port=$LAB_APT_PROXY_PORT"
+  wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_APT_PROXY_PORT" 30 ||
+    { tail -n 20 "$LAB_STATE/apt-cacher-ng.log" >&2; die "apt-cacher-ng does not listen"; }
+  log "apt proxy http://$LAB_BRIDGE_ADDR:$LAB_APT_PROXY_PORT -> $mirror"
+}
+
+# The artifacts the lab builds (another script fills $LAB_MIRROR_DIR), served over HTTP.
+start_artifact_mirror() {
+  mkdir -p "$LAB_MIRROR_DIR"
+  start_daemon artifact-mirror python3 -m http.server --bind "$LAB_BRIDGE_ADDR" \
+    --directory "$LAB_MIRROR_DIR" "$LAB_MIRROR_PORT"
+  wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" 30 ||
+    { tail -n 20 "$LAB_STATE/artifact-mirror.log" >&2; die "artifact mirror does not listen"; }
+  log "artifact mirror http://$LAB_BRIDGE_ADDR:$LAB_MIRROR_PORT/ serves $LAB_MIRROR_DIR"
+}
+
+# stop_daemon NAME: SIGTERM, bounded wait, SIGKILL; removes the pid file.
+stop_daemon() {
+  local name=$1 pid i
+  if pid_alive "$LAB_STATE/$name.pid"; then
+    pid=$(<"$LAB_STATE/$name.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      warn "$name (pid $pid) ignored SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped $name"
+  fi
+  rm -f "$LAB_STATE/$name.pid"
+}

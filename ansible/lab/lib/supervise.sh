@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Keeps one lab host running: boots its tree with systemd-nspawn (systemd as PID 1) and boots it
+# again when the container asks for a reboot (nspawn exits with 133), so `systemctl reboot` on a
+# lab host behaves like on a VM. Started by up.sh; SIGTERM (down.sh) powers the container off.
+# Usage: supervise.sh HOST
+set -euo pipefail
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+host=$1
+root=$(host_root "$host")
+child=
+stopping=0
+
+forward_stop() {
+  stopping=1
+  # nspawn turns SIGTERM into the container's orderly poweroff (SIGRTMIN+3 to its systemd).
+  [[ -z $child ]] || kill -TERM "$child" 2>/dev/null || true
+}
+trap forward_stop TERM INT HUP
+enter_host_cgroup "$host"
+
+# Why these options:
+# --register=no --keep-unit  the host has no systemd/D-Bus: do not register with machined and
+#                            do not ask for a scope unit (without them nspawn fails at start).
+# --network-namespace-path   the namespace up.sh prepared (veth host0 with the host's address).
+# --resolv-conf=off --timezone=off --link-journal=no
+#                            leave the tree's files alone and do not touch the host's journal.
+# --console=read-only        the boot messages go to this supervisor's log; no one types there.
+# User namespaces stay off (the default for -D): the tree is root-owned and Ansible runs as root.
+# The host mounts cgroup v1 controllers plus cgroup2 at /sys/fs/cgroup/unified ("hybrid");
+# nspawn hands the container a cgroup2 hierarchy of its own (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
+# because trixie's systemd no longer boots on cgroup v1. It is rooted at the cgroup this script
+# moved itself into (see enter_host_cgroup), so each container has a cgroup tree of its own.
+boot_once() {
+  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn \
+    --register=no --keep-unit --boot --directory="$root" --machine="$host" \
+    --network-namespace-path="/run/netns/$(host_netns "$host")" \
+    --resolv-conf=off --timezone=off --link-journal=no --console=read-only \
+    --setenv=SYSTEMD_COLORS=0 &
+  child=$!
+  echo "$child" >"$LAB_STATE/$host.nspawn.pid"
+  local rc=0
+  while :; do
+    rc=0
+    wait "$child" || rc=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  child=
+  return "$rc"
+}
+
+while :; do
+  log "$host: systemd-nspawn starts"
+  rc=0
+  boot_once || rc=$?
+  if ((stopping)); then
+    log "$host: stopped (nspawn exit $rc)"
+    exit 0
+  fi
+  if ((rc == 133)); then
+    log "$host: the container asked to reboot; booting it again"
+    sleep 1
+    continue
+  fi
+  log "$host: systemd-nspawn exited with $rc; giving up"
+  exit "$rc"
+done

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Boots the local lab: node1..node3 (LAB_HOSTS) as systemd-nspawn containers with systemd as
+# PID 1, each in its own network namespace on the bridge $LAB_BRIDGE, reachable over SSH as root
+# with $LAB_SSH_KEY; an apt cache proxy and the artifact mirror listen on the bridge address.
+# Idempotent: a second run leaves running hosts alone. On failure it exits non-zero and leaves
+# the cleanup to down.sh (make test's trap runs it). Settings: lab.env.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/host.sh
+. "$LAB_DIR/lib/host.sh"
+# shellcheck source=lib/rootfs.sh
+. "$LAB_DIR/lib/rootfs.sh"
+# shellcheck source=lib/nodes.sh
+. "$LAB_DIR/lib/nodes.sh"
+
+on_exit() {
+  local rc=$?
+  ((rc == 0)) || log "up.sh failed (exit $rc); run ansible/lab/down.sh to clean up" >&2
+}
+trap on_exit EXIT
+
+prepare_hosts() {
+  local host
+  for host in $LAB_HOSTS; do
+    ensure_host_network "$host"
+    mount_host_tree "$host"
+    configure_host_tree "$host"
+  done
+}
+
+boot_hosts() {
+  local host
+  for host in $LAB_HOSTS; do start_host "$host"; done
+}
+
+print_summary() {
+  local host
+  log "lab is up (total $SECONDS s): ssh -i $LAB_SSH_KEY root@<address>"
+  for host in $LAB_HOSTS; do printf '  %-8s %s\n' "$host" "$(lab_addr "$host")"; done
+  printf '  %-8s http://%s:%s (apt proxy)\n' bridge "$LAB_BRIDGE_ADDR" "$LAB_APT_PROXY_PORT"
+  printf '  %-8s http://%s:%s/ (%s)\n' mirror "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" "$LAB_MIRROR_DIR"
+}
+
+main() {
+  require_root
+  mkdir -p "$LAB_STATE" "$LAB_CACHE/rootfs"
+  run_stage "host packages" install_host_packages
+  run_stage "archive keyring" check_archive_keyring
+  run_stage "ssh key" ensure_ssh_key
+  run_stage "bridge" ensure_bridge
+  run_stage "apt proxy" start_apt_proxy
+  run_stage "artifact mirror" start_artifact_mirror
+  run_stage "base tree (debootstrap)" build_base_rootfs
+  run_stage "host trees and network" prepare_hosts
+  run_stage "boot" boot_hosts
+  # shellcheck disable=SC2086 # LAB_HOSTS is a list
+  run_stage "ssh ready" wait_hosts_ready "$LAB_BOOT_TIMEOUT" $LAB_HOSTS
+  print_summary
+}
+
+main "$@"
