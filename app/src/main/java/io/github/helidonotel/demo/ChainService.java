@@ -1,0 +1,75 @@
+package io.github.helidonotel.demo;
+
+import java.net.URI;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import io.helidon.common.context.Context;
+import io.helidon.common.context.Contexts;
+import io.helidon.webclient.api.HttpClientResponse;
+import io.helidon.webclient.api.WebClient;
+import io.helidon.webserver.http.HttpRules;
+import io.helidon.webserver.http.HttpService;
+import io.helidon.webserver.http.ServerRequest;
+import io.helidon.webserver.http.ServerResponse;
+
+import io.opentelemetry.context.propagation.TextMapPropagator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code /chain}: calls this instance's {@code /}, then the first target's {@code /io_task}, then
+ * the second target's {@code /cpu_task}, in sequence, so one request produces a trace across
+ * three services. The WebClient's tracing service creates a CLIENT span per call and injects
+ * {@code traceparent}; nothing here propagates by hand.
+ */
+final class ChainService implements HttpService {
+    private static final Logger LOGGER = LoggerFactory.getLogger(ChainService.class);
+
+    private final WebClient client;
+    private final TextMapPropagator propagator;
+    private final URI self;
+    private final URI targetOne;
+    private final URI targetTwo;
+
+    ChainService(WebClient client, TextMapPropagator propagator, URI self, URI targetOne, URI targetTwo) {
+        this.client = client;
+        this.propagator = propagator;
+        this.self = self;
+        this.targetOne = targetOne;
+        this.targetTwo = targetTwo;
+    }
+
+    @Override
+    public void routing(HttpRules rules) {
+        rules.get("/chain", this::chain);
+    }
+
+    private void chain(ServerRequest req, ServerResponse res) {
+        // The original logged the headers it injected; the WebClient injects the same ones.
+        Map<String, String> headers = new LinkedHashMap<>();
+        propagator.inject(io.opentelemetry.context.Context.current(), headers, Map::put);
+        LOGGER.info("Chain Start, propagating {}", headers);
+
+        call(self.resolve("/"));
+        call(targetOne.resolve("/io_task"));
+        call(targetTwo.resolve("/cpu_task"));
+
+        LOGGER.info("Chain Finished");
+        res.send(DemoService.pathBody("/chain"));
+    }
+
+    /**
+     * One GET in a child of the request's context. Helidon's client tracing registers each CLIENT
+     * span in the context the call runs in; sharing the request's context would make the second
+     * call a child of the first call's span instead of a sibling under this request's span.
+     */
+    private void call(URI uri) {
+        Context callContext = Context.create(Contexts.context().orElseGet(Contexts::globalContext));
+        Contexts.runInContext(callContext, () -> {
+            try (HttpClientResponse response = client.get().uri(uri).request()) {
+                LOGGER.debug("{} answered {}", uri, response.status().code());
+            }
+        });
+    }
+}

@@ -1,0 +1,90 @@
+package io.github.helidonotel.demo;
+
+import java.net.URI;
+import java.time.Duration;
+
+import io.helidon.webclient.api.WebClient;
+import io.helidon.webclient.tracing.WebClientTracing;
+import io.helidon.webserver.WebServer;
+import io.helidon.webserver.observe.ObserveFeature;
+import io.helidon.webserver.observe.health.HealthObserver;
+import io.helidon.webserver.observe.tracing.TracingObserver;
+import io.helidon.tracing.config.ComponentTracingConfig;
+import io.helidon.tracing.config.SpanLogTracingConfig;
+import io.helidon.tracing.config.SpanTracingConfig;
+import io.helidon.tracing.config.TracingConfig;
+
+/**
+ * One running instance of the service: its telemetry, web server and client, started and stopped
+ * in the right order. Used by {@link Main} and by tests that run several instances in one JVM
+ * (which is why nothing here touches OpenTelemetry's global).
+ */
+public final class DemoServer implements AutoCloseable {
+    private static final Duration CALL_TIMEOUT = Duration.ofSeconds(30);
+    /**
+     * Server spans as the original's: named "GET /chain" rather than Helidon's "HTTP Request", and
+     * without Helidon's extra content-read/content-write child spans, so a chain is 7 spans.
+     */
+    private static final TracingConfig SERVER_SPANS = TracingConfig.builder()
+            .addComponent(ComponentTracingConfig.builder("web-server")
+                                  .addSpan(SpanTracingConfig.builder("HTTP Request")
+                                                   .newName("%1$s %2$s")
+                                                   .addSpanLog(SpanLogTracingConfig.builder("content-read")
+                                                                       .enabled(false).build())
+                                                   .addSpanLog(SpanLogTracingConfig.builder("content-write")
+                                                                       .enabled(false).build())
+                                                   .build())
+                                  .build())
+            .build();
+
+    private final Telemetry telemetry;
+    private final WebServer server;
+
+    private DemoServer(Telemetry telemetry, WebServer server) {
+        this.telemetry = telemetry;
+        this.server = server;
+    }
+
+    /** Starts an instance; the caller owns {@code telemetry} only until this returns. */
+    public static DemoServer start(Settings settings, Telemetry telemetry) {
+        var tracer = telemetry.helidonTracer();
+        WebClient client = WebClient.builder()
+                .servicesDiscoverServices(false)
+                .addService(WebClientTracing.create(tracer))
+                .readTimeout(CALL_TIMEOUT)
+                .build();
+        URI self = URI.create("http://localhost:" + settings.port());
+        ChainService chain = new ChainService(client,
+                                              telemetry.openTelemetry().getPropagators().getTextMapPropagator(),
+                                              self,
+                                              settings.targetOne().baseUri(),
+                                              settings.targetTwo().baseUri());
+        ObserveFeature observe = ObserveFeature.builder()
+                .observersDiscoverServices(false)
+                // health is excluded from tracing by the observer's default path settings
+                .addObserver(HealthObserver.create())
+                .addObserver(TracingObserver.builder().tracer(tracer).envConfig(SERVER_SPANS).build())
+                .build();
+        WebServer server = WebServer.builder()
+                .port(settings.port())
+                .featuresDiscoverServices(false)
+                .addFeature(observe)
+                .shutdownHook(false)  // Main stops the server itself, then flushes spans
+                .routing(routing -> routing.register(new DemoService()).register(chain))
+                .build()
+                .start();
+        return new DemoServer(telemetry, server);
+    }
+
+    /** The port the server listens on (useful when started on port 0). */
+    public int port() {
+        return server.port();
+    }
+
+    /** Stops accepting requests, lets running ones finish, then exports what is left. */
+    @Override
+    public void close() {
+        server.stop();
+        telemetry.close();
+    }
+}

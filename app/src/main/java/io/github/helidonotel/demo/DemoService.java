@@ -1,0 +1,115 @@
+package io.github.helidonotel.demo;
+
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+import io.helidon.http.Status;
+import io.helidon.webserver.http.HttpRules;
+import io.helidon.webserver.http.HttpService;
+import io.helidon.webserver.http.ServerRequest;
+import io.helidon.webserver.http.ServerResponse;
+
+import io.opentelemetry.api.trace.Span;
+import jakarta.json.Json;
+import jakarta.json.JsonObject;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The endpoints of the original demo app, with its responses and log lines. {@code /chain} lives
+ * in {@link ChainService} because it is the one endpoint that calls other services.
+ */
+final class DemoService implements HttpService {
+    private static final Logger LOGGER = LoggerFactory.getLogger(DemoService.class);
+    // Helidon 4.1 has no constants for these two.
+    private static final Status MULTIPLE_CHOICES = Status.create(300, "Multiple Choices");
+    private static final Status UNPROCESSABLE_ENTITY = Status.create(422, "Unprocessable Entity");
+    /** The original drew from this list, so 200 comes up twice as often as the others. */
+    private static final List<Status> RANDOM_STATUSES = List.of(Status.OK_200, Status.OK_200,
+            MULTIPLE_CHOICES, Status.BAD_REQUEST_400, Status.INTERNAL_SERVER_ERROR_500);
+    private static final int MAX_RANDOM_SLEEP_SECONDS = 5;
+
+    @Override
+    public void routing(HttpRules rules) {
+        rules.get("/", this::root)
+                .get("/items/{item_id}", this::item)
+                .get("/io_task", this::ioTask)
+                .get("/cpu_task", this::cpuTask)
+                .get("/random_status", this::randomStatus)
+                .get("/random_sleep", this::randomSleep)
+                .get("/error_test", this::errorTest);
+    }
+
+    private void root(ServerRequest req, ServerResponse res) {
+        LOGGER.error("Hello World");
+        res.send(Json.createObjectBuilder().add("Hello", "World").build());
+    }
+
+    private void item(ServerRequest req, ServerResponse res) {
+        String rawId = req.path().pathParameters().get("item_id");
+        int itemId;
+        try {
+            itemId = Integer.parseInt(rawId);
+        } catch (NumberFormatException e) {
+            // FastAPI answered a non-integer path parameter with 422 and a detail naming it.
+            res.status(UNPROCESSABLE_ENTITY).send(Json.createObjectBuilder()
+                    .add("detail", Json.createArrayBuilder().add(Json.createObjectBuilder()
+                            .add("loc", Json.createArrayBuilder().add("path").add("item_id"))
+                            .add("msg", "value is not a valid integer")
+                            .add("input", rawId)))
+                    .build());
+            return;
+        }
+        LOGGER.info("items");
+        var body = Json.createObjectBuilder().add("item_id", itemId);
+        req.query().first("q").ifPresentOrElse(q -> body.add("q", q), () -> body.addNull("q"));
+        res.send(body.build());
+    }
+
+    private void ioTask(ServerRequest req, ServerResponse res) throws InterruptedException {
+        Thread.sleep(1000);  // a virtual thread: sleeping blocks no carrier thread
+        LOGGER.info("io task");
+        sendJsonString(res, "IO bound task finish!");
+    }
+
+    private void cpuTask(ServerRequest req, ServerResponse res) {
+        long sum = 0;
+        for (long i = 0; i < 1000; i++) {
+            sum += i * i * i;
+        }
+        LOGGER.info("cpu task");
+        LOGGER.debug("cpu task result {}", sum);
+        sendJsonString(res, "CPU bound task finish!");
+    }
+
+    private void randomStatus(ServerRequest req, ServerResponse res) {
+        Status status = RANDOM_STATUSES.get(ThreadLocalRandom.current().nextInt(RANDOM_STATUSES.size()));
+        LOGGER.info("random status");
+        res.status(status).send(pathBody("/random_status"));
+    }
+
+    private void randomSleep(ServerRequest req, ServerResponse res) throws InterruptedException {
+        Thread.sleep(ThreadLocalRandom.current().nextInt(MAX_RANDOM_SLEEP_SECONDS + 1) * 1000L);
+        LOGGER.info("random sleep");
+        res.send(pathBody("/random_sleep"));
+    }
+
+    private void errorTest(ServerRequest req, ServerResponse res) {
+        LOGGER.error("got error!!!!");
+        IllegalStateException error = new IllegalStateException("value error");
+        // Helidon turns the exception into a 500 before its tracing filter sees it (the filter
+        // then marks the span ERROR by status alone), so record the exception event here.
+        Span.current().recordException(error);
+        throw error;
+    }
+
+    static JsonObject pathBody(String path) {
+        return Json.createObjectBuilder().add("path", path).build();
+    }
+
+    /** The original returned bare strings, which FastAPI encodes as a JSON string. */
+    private static void sendJsonString(ServerResponse res, String text) {
+        res.headers().contentType(io.helidon.common.media.type.MediaTypes.APPLICATION_JSON);
+        res.send(Json.createValue(text).toString());
+    }
+}

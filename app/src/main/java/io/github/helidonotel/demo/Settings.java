@@ -1,0 +1,116 @@
+package io.github.helidonotel.demo;
+
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The service's configuration, read once from environment variables (names as in the original
+ * demo) and validated before anything starts: a bad value stops the service with a message
+ * instead of silently falling back to a default.
+ *
+ * @param mode            where spans go
+ * @param exportEndpoint  OTLP endpoint of that mode (absent for {@link ExportMode#NONE})
+ * @param port            listen port ({@code EXPOSE_PORT})
+ * @param targetOne       first remote callee of {@code /chain}
+ * @param targetTwo       second remote callee of {@code /chain}
+ * @param serviceName     {@code service.name} of spans and log lines
+ * @param logFile         file that log lines also go to, if set
+ * @param exportDelay     longest time a finished span waits in the batch before export
+ *                        ({@code OTEL_BSP_SCHEDULE_DELAY} in milliseconds, the SDK's standard name)
+ */
+public record Settings(ExportMode mode,
+                       Optional<URI> exportEndpoint,
+                       int port,
+                       HostAndPort targetOne,
+                       HostAndPort targetTwo,
+                       String serviceName,
+                       Optional<String> logFile,
+                       Duration exportDelay) {
+    /** Spans reach the backend about a second after they end, quick enough to follow in the UI. */
+    static final Duration DEFAULT_EXPORT_DELAY = Duration.ofSeconds(1);
+
+
+    /** Reads and validates the settings from {@code env}; throws {@link SettingsException}. */
+    public static Settings fromEnvironment(Map<String, String> env) {
+        String modeValue = env.getOrDefault("MODE", ExportMode.OTEL_COLLECTOR_GRPC.value());
+        ExportMode mode = ExportMode.fromValue(modeValue)
+                .orElseThrow(() -> new SettingsException("MODE", modeValue, "one of " + ExportMode.acceptedValues()));
+
+        Optional<URI> endpoint = mode.endpointVariable().map(variable -> {
+            String value = env.getOrDefault(variable, mode.defaultEndpoint().orElseThrow());
+            return endpointUri(mode, variable, value);
+        });
+
+        return new Settings(mode,
+                            endpoint,
+                            port("EXPOSE_PORT", env.getOrDefault("EXPOSE_PORT", "8000")),
+                            HostAndPort.parse("TARGET_ONE_HOST", env.getOrDefault("TARGET_ONE_HOST", "app-b")),
+                            HostAndPort.parse("TARGET_TWO_HOST", env.getOrDefault("TARGET_TWO_HOST", "app-c")),
+                            nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app")),
+                            Optional.ofNullable(env.get("LOG_FILE")).filter(file -> !file.isBlank()),
+                            exportDelay(env.get("OTEL_BSP_SCHEDULE_DELAY")));
+    }
+
+    /**
+     * An OTLP endpoint as a URI. gRPC endpoints may be written {@code host:port}, the original's
+     * form (the exporter was told "insecure"), which means plain-text HTTP/2 to that address.
+     */
+    private static URI endpointUri(ExportMode mode, String variable, String value) {
+        boolean grpc = mode.protocol() == ExportMode.Protocol.GRPC;
+        String accepted = grpc
+                ? "host:port or http(s)://host:port, e.g. otel-collector:4317"
+                : "an http(s) URL, e.g. http://otel-collector:4318/v1/traces";
+        String candidate = value.strip();
+        if (grpc && !candidate.contains("://")) {
+            candidate = "http://" + candidate;
+        }
+        try {
+            URI uri = new URI(candidate);
+            boolean httpScheme = "http".equals(uri.getScheme()) || "https".equals(uri.getScheme());
+            if (!httpScheme || uri.getHost() == null || (grpc && uri.getPort() == -1 && !value.contains("://"))) {
+                throw new SettingsException(variable, value, accepted);
+            }
+            return uri;
+        } catch (URISyntaxException e) {
+            throw new SettingsException(variable, value, accepted);
+        }
+    }
+
+    private static int port(String variable, String value) {
+        String accepted = "a port number from 0 to 65535";
+        try {
+            int port = Integer.parseInt(value.strip());
+            if (port < 0 || port > 65535) {
+                throw new SettingsException(variable, value, accepted);
+            }
+            return port;
+        } catch (NumberFormatException e) {
+            throw new SettingsException(variable, value, accepted);
+        }
+    }
+
+    private static Duration exportDelay(String millis) {
+        if (millis == null || millis.isBlank()) {
+            return DEFAULT_EXPORT_DELAY;
+        }
+        try {
+            long value = Long.parseLong(millis.strip());
+            if (value < 0) {
+                throw new SettingsException("OTEL_BSP_SCHEDULE_DELAY", millis, "milliseconds, 0 or more");
+            }
+            return Duration.ofMillis(value);
+        } catch (NumberFormatException e) {
+            throw new SettingsException("OTEL_BSP_SCHEDULE_DELAY", millis, "milliseconds, 0 or more");
+        }
+    }
+
+    private static String nonBlank(String variable, String value) {
+        if (value.isBlank()) {
+            throw new SettingsException(variable, value, "a non-empty name, e.g. app-a");
+        }
+        return value.strip();
+    }
+}

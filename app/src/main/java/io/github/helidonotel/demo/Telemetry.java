@@ -1,0 +1,116 @@
+package io.github.helidonotel.demo;
+
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.time.Duration;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+
+import io.helidon.tracing.Tracer;
+import io.helidon.tracing.providers.opentelemetry.HelidonOpenTelemetry;
+
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.baggage.propagation.W3CBaggagePropagator;
+import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator;
+import io.opentelemetry.context.propagation.ContextPropagators;
+import io.opentelemetry.context.propagation.TextMapPropagator;
+import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
+import io.opentelemetry.exporter.otlp.trace.OtlpGrpcSpanExporter;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
+import io.opentelemetry.sdk.resources.Resource;
+import io.opentelemetry.sdk.trace.SdkTracerProvider;
+import io.opentelemetry.sdk.trace.export.BatchSpanProcessor;
+import io.opentelemetry.sdk.trace.export.SpanExporter;
+import io.opentelemetry.semconv.resource.attributes.ResourceAttributes;
+
+/**
+ * The OpenTelemetry SDK of one service instance, assembled in code in one place: resource, OTLP
+ * exporter chosen by {@link ExportMode}, batch span processor, W3C trace context and baggage
+ * propagation. Application code only sees the API; Helidon gets the SDK wrapped as its tracer.
+ */
+public final class Telemetry implements AutoCloseable {
+    private static final Duration EXPORT_TIMEOUT = Duration.ofSeconds(10);
+    /** Bounded wait at shutdown for queued spans to be exported. */
+    private static final Duration SHUTDOWN_TIMEOUT = Duration.ofSeconds(15);
+
+    private final OpenTelemetry openTelemetry;
+    private final OpenTelemetrySdk sdk;
+    private final Tracer tracer;
+
+    private Telemetry(OpenTelemetry openTelemetry, OpenTelemetrySdk sdk, String instrumentationName) {
+        this.openTelemetry = openTelemetry;
+        this.sdk = sdk;
+        this.tracer = HelidonOpenTelemetry.create(openTelemetry, openTelemetry.getTracer(instrumentationName), Map.of());
+    }
+
+    /**
+     * Builds the SDK for {@code settings}. With {@link ExportMode#NONE} nothing is recorded: the
+     * no-op API stands in, so tracing costs (almost) nothing, which is what baselines need.
+     */
+    public static Telemetry create(Settings settings, String serviceVersion) {
+        String instrumentationName = Telemetry.class.getPackageName();
+        if (settings.mode() == ExportMode.NONE) {
+            return new Telemetry(OpenTelemetry.noop(), null, instrumentationName);
+        }
+        SdkTracerProvider tracerProvider = SdkTracerProvider.builder()
+                .setResource(resource(settings.serviceName(), serviceVersion))
+                .addSpanProcessor(BatchSpanProcessor.builder(exporter(settings))
+                                          .setScheduleDelay(settings.exportDelay())
+                                          .build())
+                .build();
+        OpenTelemetrySdk sdk = OpenTelemetrySdk.builder()
+                .setTracerProvider(tracerProvider)
+                .setPropagators(ContextPropagators.create(TextMapPropagator.composite(
+                        W3CTraceContextPropagator.getInstance(), W3CBaggagePropagator.getInstance())))
+                .build();
+        return new Telemetry(sdk, sdk, instrumentationName);
+    }
+
+    /** The tracer Helidon's server observer and client service create spans with. */
+    public Tracer helidonTracer() {
+        return tracer;
+    }
+
+    /** The OpenTelemetry API of this instance (propagators included). */
+    public OpenTelemetry openTelemetry() {
+        return openTelemetry;
+    }
+
+    /**
+     * Flushes queued spans and stops the exporter; waits at most {@link #SHUTDOWN_TIMEOUT} so a
+     * dead backend cannot hold up a service stop.
+     */
+    @Override
+    public void close() {
+        if (sdk != null) {
+            sdk.getSdkTracerProvider().shutdown().join(SHUTDOWN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    private static SpanExporter exporter(Settings settings) {
+        String endpoint = settings.exportEndpoint().orElseThrow().toString();
+        return switch (settings.mode().protocol()) {
+            case GRPC -> OtlpGrpcSpanExporter.builder().setEndpoint(endpoint).setTimeout(EXPORT_TIMEOUT).build();
+            case HTTP -> OtlpHttpSpanExporter.builder().setEndpoint(endpoint).setTimeout(EXPORT_TIMEOUT).build();
+            case NONE -> throw new IllegalStateException("mode " + settings.mode().value() + " exports nothing");
+        };
+    }
+
+    private static Resource resource(String serviceName, String serviceVersion) {
+        return Resource.getDefault().merge(Resource.create(Attributes.of(
+                ResourceAttributes.SERVICE_NAME, serviceName,
+                ResourceAttributes.SERVICE_VERSION, serviceVersion,
+                ResourceAttributes.HOST_NAME, hostName(),
+                ResourceAttributes.SERVICE_INSTANCE_ID, UUID.randomUUID().toString())));
+    }
+
+    private static String hostName() {
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (UnknownHostException e) {
+            return "unknown";
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package io.github.helidonotel.demo;
+
+import java.util.List;
+
+import io.helidon.http.Status;
+import io.helidon.webclient.api.ClientResponseTyped;
+import io.helidon.webclient.http1.Http1Client;
+import io.helidon.webserver.http.HttpRouting;
+import io.helidon.webserver.testing.junit5.ServerTest;
+import io.helidon.webserver.testing.junit5.SetUpRoute;
+
+import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.Test;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.is;
+
+/** The original app's endpoints, responses and status codes, on a real server (Helidon's @ServerTest). */
+@ServerTest
+class EndpointsTest {
+    private final Http1Client client;
+
+    EndpointsTest(Http1Client client) {
+        this.client = client;
+    }
+
+    @SetUpRoute
+    static void routing(HttpRouting.Builder routing) {
+        routing.register(new DemoService());
+    }
+
+    @Test
+    void root() {
+        assertThat(get("/").entity(), is("{\"Hello\":\"World\"}"));
+    }
+
+    @Test
+    void itemsWithAndWithoutQuery() {
+        assertThat(client.get("/items/42").queryParam("q", "abc").request(String.class).entity(),
+                   is("{\"item_id\":42,\"q\":\"abc\"}"));
+        assertThat(get("/items/42").entity(), is("{\"item_id\":42,\"q\":null}"));
+    }
+
+    @Test
+    void nonIntegerItemIdIs422NamingTheParameter() {
+        ClientResponseTyped<String> response = get("/items/abc");
+        assertThat(response.status().code(), is(422));
+        assertThat(response.entity(), containsString("\"item_id\""));
+        assertThat(response.entity(), containsString("not a valid integer"));
+    }
+
+    @Test
+    void ioAndCpuTasksAnswerLikeTheOriginal() {
+        assertThat(get("/io_task").entity(), is("\"IO bound task finish!\""));
+        assertThat(get("/cpu_task").entity(), is("\"CPU bound task finish!\""));
+    }
+
+    @RepeatedTest(10)
+    void randomStatusIsOneOfTheOriginalSet() {
+        ClientResponseTyped<String> response = get("/random_status");
+        assertThat(List.of(200, 300, 400, 500).contains(response.status().code()), is(true));
+        assertThat(response.entity(), is("{\"path\":\"/random_status\"}"));
+    }
+
+    @Test
+    void errorTestIs500() {
+        assertThat(get("/error_test").status(), is(Status.INTERNAL_SERVER_ERROR_500));
+    }
+
+    private ClientResponseTyped<String> get(String path) {
+        return client.get(path).followRedirects(false).request(String.class);
+    }
+}

@@ -1,0 +1,61 @@
+package io.github.helidonotel.demo;
+
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+import io.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+import io.opentelemetry.proto.common.v1.KeyValue;
+import io.opentelemetry.proto.trace.v1.ResourceSpans;
+import io.opentelemetry.proto.trace.v1.ScopeSpans;
+import io.opentelemetry.proto.trace.v1.Span;
+import io.opentelemetry.proto.trace.v1.Status;
+
+/** A span as an OTLP receiver got it, flattened with its resource attributes, ids in hex. */
+record ReceivedSpan(String traceId,
+                    String spanId,
+                    String parentSpanId,
+                    String name,
+                    Span.SpanKind kind,
+                    Status.StatusCode status,
+                    List<String> eventNames,
+                    Map<String, String> resource) {
+
+    String serviceName() {
+        return resource.get("service.name");
+    }
+
+    boolean isServer() {
+        return kind == Span.SpanKind.SPAN_KIND_SERVER;
+    }
+
+    boolean isClient() {
+        return kind == Span.SpanKind.SPAN_KIND_CLIENT;
+    }
+
+    static List<ReceivedSpan> from(ExportTraceServiceRequest request) {
+        HexFormat hex = HexFormat.of();
+        List<ReceivedSpan> spans = new ArrayList<>();
+        for (ResourceSpans resourceSpans : request.getResourceSpansList()) {
+            Map<String, String> resource = new TreeMap<>();
+            for (KeyValue attribute : resourceSpans.getResource().getAttributesList()) {
+                resource.put(attribute.getKey(), attribute.getValue().getStringValue());
+            }
+            for (ScopeSpans scopeSpans : resourceSpans.getScopeSpansList()) {
+                for (Span span : scopeSpans.getSpansList()) {
+                    spans.add(new ReceivedSpan(hex.formatHex(span.getTraceId().toByteArray()),
+                                               hex.formatHex(span.getSpanId().toByteArray()),
+                                               hex.formatHex(span.getParentSpanId().toByteArray()),
+                                               span.getName(),
+                                               span.getKind(),
+                                               span.getStatus().getCode(),
+                                               span.getEventsList().stream().map(Span.Event::getName).toList(),
+                                               resource));
+                }
+            }
+        }
+        return spans;
+    }
+}

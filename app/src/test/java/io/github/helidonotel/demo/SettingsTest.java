@@ -1,0 +1,83 @@
+package io.github.helidonotel.demo;
+
+import java.net.URI;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Optional;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.is;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class SettingsTest {
+
+    @Test
+    void defaultsAreThoseOfTheOriginalDemo() {
+        Settings settings = Settings.fromEnvironment(Map.of());
+        assertThat(settings.mode(), is(ExportMode.OTEL_COLLECTOR_GRPC));
+        assertThat(settings.exportEndpoint(), is(Optional.of(URI.create("http://otel-collector:4317"))));
+        assertThat(settings.port(), is(8000));
+        assertThat(settings.targetOne(), is(new HostAndPort("app-b", 8000)));
+        assertThat(settings.targetTwo(), is(new HostAndPort("app-c", 8000)));
+        assertThat(settings.serviceName(), is("app"));
+        assertThat(settings.logFile(), is(Optional.empty()));
+        assertThat(settings.exportDelay(), is(Duration.ofSeconds(1)));
+    }
+
+    @ParameterizedTest
+    @CsvSource({
+            "otel-collector-grpc, OTEL_GRPC_ENDPOINT,   collector.example:4317,         http://collector.example:4317",
+            "otel-collector-grpc, OTEL_GRPC_ENDPOINT,   https://collector.example:4317, https://collector.example:4317",
+            "otel-collector-http, OTEL_HTTP_ENDPOINT,   http://c.example:4318/v1/traces, http://c.example:4318/v1/traces",
+            "jaeger-grpc,         JAEGER_GRPC_ENDPOINT, 10.0.0.5:4317,                  http://10.0.0.5:4317",
+            "jaeger-http,         JAEGER_HTTP_ENDPOINT, http://j.example:4318/v1/traces, http://j.example:4318/v1/traces",
+    })
+    void eachModeReadsItsOwnEndpointVariable(String mode, String variable, String value, String expected) {
+        Settings settings = Settings.fromEnvironment(Map.of("MODE", mode, variable, value));
+        assertThat(settings.exportEndpoint(), is(Optional.of(URI.create(expected))));
+    }
+
+    @Test
+    void modeNoneHasNoEndpoint() {
+        assertThat(Settings.fromEnvironment(Map.of("MODE", "none")).exportEndpoint(), is(Optional.empty()));
+    }
+
+    @Test
+    void targetsAcceptHostAndHostPort() {
+        Settings settings = Settings.fromEnvironment(Map.of("TARGET_ONE_HOST", "192.168.56.12",
+                                                            "TARGET_TWO_HOST", "node3:9000"));
+        assertThat(settings.targetOne(), is(new HostAndPort("192.168.56.12", 8000)));
+        assertThat(settings.targetTwo(), is(new HostAndPort("node3", 9000)));
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+            "MODE                | jaeger-thrift         | invalid MODE='jaeger-thrift': expected one of otel-collector-grpc, otel-collector-http, jaeger-grpc, jaeger-http, none",
+            "EXPOSE_PORT         | eighty                | invalid EXPOSE_PORT='eighty': expected a port number",
+            "EXPOSE_PORT         | 70000                 | invalid EXPOSE_PORT='70000'",
+            "OTEL_GRPC_ENDPOINT  | otel-collector        | invalid OTEL_GRPC_ENDPOINT='otel-collector': expected host:port",
+            "OTEL_GRPC_ENDPOINT  | otel collector:4317   | invalid OTEL_GRPC_ENDPOINT='otel collector:4317'",
+            "TARGET_ONE_HOST     | app-b:port            | invalid TARGET_ONE_HOST='app-b:port': expected host or host:port",
+            "TARGET_TWO_HOST     | http://app-c/x        | invalid TARGET_TWO_HOST='http://app-c/x'",
+            "OTEL_SERVICE_NAME   | ' '                   | invalid OTEL_SERVICE_NAME=' '",
+            "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon'",
+    })
+    void badValuesAreRejectedWithTheVariableValueAndAcceptedValues(String variable, String value, String message) {
+        SettingsException error = assertThrows(SettingsException.class,
+                                               () -> Settings.fromEnvironment(Map.of(variable, value)));
+        assertThat(error.getMessage(), containsString(message));
+    }
+
+    @Test
+    void httpModeRejectsHostPortWithoutScheme() {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MODE", "jaeger-http", "JAEGER_HTTP_ENDPOINT", "jaeger-collector:4318")));
+        assertThat(error.getMessage(), containsString("JAEGER_HTTP_ENDPOINT"));
+        assertThat(error.getMessage(), containsString("an http(s) URL"));
+    }
+}

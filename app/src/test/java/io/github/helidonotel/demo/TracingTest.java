@@ -1,0 +1,163 @@
+package io.github.helidonotel.demo;
+
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.everyItem;
+import static org.hamcrest.Matchers.hasItem;
+import static org.hamcrest.Matchers.hasKey;
+import static org.hamcrest.Matchers.hasSize;
+import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.not;
+import static org.hamcrest.Matchers.notNullValue;
+
+/**
+ * Instances in this JVM export to real OTLP receivers on loopback, over the exporter each MODE
+ * selects. Each instance has its own SDK (none is registered globally), as separate VMs would.
+ */
+class TracingTest {
+    private static final Duration WAIT = Duration.ofSeconds(20);
+    private static final String CALLER_SPAN_ID = "339f2b7a83c7d606";
+
+    /** Starts an instance with {@code env} on a free port; {@code EXPOSE_PORT} is set here. */
+    private static DemoServer start(int port, Map<String, String> env) {
+        Map<String, String> all = new HashMap<>(env);
+        all.put("EXPOSE_PORT", Integer.toString(port));
+        Settings settings = Settings.fromEnvironment(all);
+        return DemoServer.start(settings, Telemetry.create(settings, "test"));
+    }
+
+    private static Map<String, String> exportingTo(OtlpReceiver receiver, ExportMode mode, String serviceName) {
+        String endpoint = receiver.endpoint();
+        if (mode == ExportMode.JAEGER_GRPC) {
+            endpoint = "http://" + endpoint;  // the URL form, besides the original's host:port
+        }
+        return Map.of("MODE", mode.value(), mode.endpointVariable().orElseThrow(), endpoint,
+                      "OTEL_SERVICE_NAME", serviceName);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = ExportMode.class, names = "NONE", mode = EnumSource.Mode.EXCLUDE)
+    void everyModeExportsServerSpansWithTheServiceResource(ExportMode mode) throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(mode.protocol());
+             DemoServer ignored = start(port, exportingTo(receiver, mode, "app-" + mode.value()))) {
+            assertThat(Instances.get(port, "/").statusCode(), is(200));
+
+            List<ReceivedSpan> spans = receiver.await(
+                    received -> received.stream().anyMatch(span -> span.name().equals("GET /")), WAIT);
+            ReceivedSpan root = spans.stream().filter(span -> span.name().equals("GET /")).findFirst().orElseThrow();
+            assertThat(root.isServer(), is(true));
+            assertThat(root.serviceName(), is("app-" + mode.value()));
+            assertThat(root.resource().get("service.version"), is("test"));
+            assertThat(root.resource(), hasKey("host.name"));
+            assertThat(root.resource().get("service.instance.id").matches("[0-9a-f-]{36}"), is(true));
+        }
+    }
+
+    @Test
+    void chainIsOneTraceAcrossThreeServicesWithClientSpansParentingCalleeServerSpans() throws Exception {
+        int portA = Instances.freePort();
+        int portB = Instances.freePort();
+        int portC = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC);
+             DemoServer b = start(portB, exportingTo(receiver, ExportMode.OTEL_COLLECTOR_GRPC, "app-b"));
+             DemoServer c = start(portC, exportingTo(receiver, ExportMode.OTEL_COLLECTOR_GRPC, "app-c"));
+             DemoServer a = start(portA, withTargets(exportingTo(receiver, ExportMode.OTEL_COLLECTOR_GRPC, "app-a"),
+                                                     portB, portC))) {
+            String traceId = Instances.newTraceId();
+            var response = Instances.get(portA, "/chain", "traceparent", Instances.traceparent(traceId, CALLER_SPAN_ID));
+            assertThat(response.statusCode(), is(200));
+            assertThat(response.body(), is("{\"path\":\"/chain\"}"));
+
+            // the original's chain: its server span, three calls, three callee server spans
+            receiver.await(received -> receiver.spansOfTrace(traceId).size() >= 7, WAIT);
+            List<ReceivedSpan> trace = receiver.spansOfTrace(traceId);
+            assertThat(trace, hasSize(7));
+            assertThat(trace.stream().map(ReceivedSpan::serviceName).collect(Collectors.toSet()),
+                       is(Set.of("app-a", "app-b", "app-c")));
+
+            ReceivedSpan chain = only(trace, span -> span.isServer() && span.name().equals("GET /chain"));
+            assertThat("the incoming traceparent is continued", chain.parentSpanId(), is(CALLER_SPAN_ID));
+
+            List<ReceivedSpan> calls = trace.stream().filter(ReceivedSpan::isClient).toList();
+            assertThat(calls, hasSize(3));
+            assertThat(calls.stream().map(ReceivedSpan::parentSpanId).toList(), everyItem(is(chain.spanId())));
+            assertThat(calls.stream().map(ReceivedSpan::serviceName).toList(), everyItem(is("app-a")));
+
+            Map<String, String> calleeOfPath = Map.of("GET /", "app-a", "GET /io_task", "app-b", "GET /cpu_task", "app-c");
+            for (ReceivedSpan call : calls) {
+                ReceivedSpan callee = only(trace, span -> span.isServer() && span.parentSpanId().equals(call.spanId()));
+                assertThat(callee.name() + " runs on", callee.serviceName(), is(calleeOfPath.get(callee.name())));
+            }
+            assertThat(trace.stream().filter(ReceivedSpan::isServer).map(ReceivedSpan::name).toList(),
+                       hasItem("GET /io_task"));
+        }
+    }
+
+    @Test
+    void malformedTraceparentStartsANewTraceAndTheRequestSucceeds() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP);
+             DemoServer ignored = start(port, exportingTo(receiver, ExportMode.OTEL_COLLECTOR_HTTP, "app-a"))) {
+            var response = Instances.get(port, "/cpu_task", "traceparent", "00-not-a-trace-id-01");
+            assertThat(response.statusCode(), is(200));
+
+            receiver.await(received -> received.stream().anyMatch(span -> span.name().equals("GET /cpu_task")), WAIT);
+            ReceivedSpan span = only(receiver.spans(), s -> s.name().equals("GET /cpu_task"));
+            assertThat(span.traceId().matches("[0-9a-f]{32}"), is(true));
+            assertThat(span.traceId(), not(is("0".repeat(32))));
+            assertThat("a new root span", span.parentSpanId(), is(""));
+        }
+    }
+
+    @Test
+    void errorsMarkTheServerSpanAndHealthChecksAreNotTraced() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP);
+             DemoServer ignored = start(port, exportingTo(receiver, ExportMode.JAEGER_HTTP, "app-a"))) {
+            assertThat(Instances.get(port, "/observe/health").statusCode() / 100, is(2));
+            assertThat(Instances.get(port, "/error_test").statusCode(), is(500));
+            assertThat(Instances.get(port, "/items/abc").statusCode(), is(422));
+
+            receiver.await(received -> received.stream().anyMatch(span -> span.name().startsWith("GET /items"))
+                    && received.stream().anyMatch(span -> span.name().equals("GET /error_test")), WAIT);
+            ReceivedSpan error = only(receiver.spans(), span -> span.name().equals("GET /error_test"));
+            assertThat(error.status(), is(io.opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR));
+            assertThat(error.eventNames(), hasItem("exception"));
+            assertThat(receiver.spans().stream().map(ReceivedSpan::name).toList(),
+                       not(hasItem(org.hamcrest.Matchers.containsString("observe"))));
+        }
+    }
+
+    @Test
+    void modeNoneServesWithoutTracing() throws Exception {
+        int port = Instances.freePort();
+        try (DemoServer server = start(port, Map.of("MODE", "none"))) {
+            assertThat(server, notNullValue());
+            assertThat(Instances.get(port, "/").body(), is("{\"Hello\":\"World\"}"));
+        }
+    }
+
+    private static Map<String, String> withTargets(Map<String, String> env, int portOne, int portTwo) {
+        Map<String, String> all = new HashMap<>(env);
+        all.put("TARGET_ONE_HOST", "127.0.0.1:" + portOne);
+        all.put("TARGET_TWO_HOST", "127.0.0.1:" + portTwo);
+        return all;
+    }
+
+    private static ReceivedSpan only(List<ReceivedSpan> spans, java.util.function.Predicate<ReceivedSpan> filter) {
+        List<ReceivedSpan> matching = spans.stream().filter(filter).toList();
+        assertThat("exactly one matching span in " + spans, matching, hasSize(1));
+        return matching.getFirst();
+    }
+}
