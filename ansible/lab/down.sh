@@ -4,6 +4,7 @@
 # namespaces, the bridge, the hosts' overlay mounts and their changes, $LAB_STATE. Keeps the
 # cached base tree, the apt cache and the artifacts. Safe to run when nothing is up.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/host.sh
@@ -31,7 +32,15 @@ stop_hosts() {
 
 # Also sweeps what a run with other LAB_HOSTS may have left (same prefix, same cache).
 remove_network() {
-  local host ns
+  local host ns pids
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB_NETNS_PREFIX" || true); do
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    if [[ -n $pids ]]; then
+      warn "killing processes left in netns $ns: ${pids//$'\n'/ }"
+      # shellcheck disable=SC2086 # a list of pids
+      kill -KILL $pids 2>/dev/null || true
+    fi
+  done
   for host in $LAB_HOSTS; do remove_host_network "$host"; done
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB_NETNS_PREFIX" || true); do
     ip netns del "$ns"
@@ -41,15 +50,21 @@ remove_network() {
 
 remove_host_trees() {
   local mnt host
-  for mnt in $(awk -v p="$LAB_CACHE/rootfs/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r); do
-    unmount_host_tree "$mnt"
-  done
+  awk -v p="$LAB_CACHE/rootfs/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r mnt; do unmount_host_tree "$mnt"; done
   for host in $LAB_HOSTS; do rm -rf "$(host_dir "$host")"; done
 }
 
+# Every daemon started with start_daemon (lib/host.sh) has $LAB_STATE/NAME.pid: the apt proxy,
+# the artifact mirror, and those other lab scripts start (cassandra.sh).
 stop_helpers() {
-  stop_daemon artifact-mirror
-  stop_daemon apt-cacher-ng
+  local f name
+  for f in "$LAB_STATE"/*.pid; do
+    [[ -e $f ]] || continue
+    name=$(basename "$f" .pid)
+    stop_daemon "$name" &
+  done
+  wait
 }
 
 report_leftovers() {
@@ -66,9 +81,9 @@ report_leftovers() {
 main() {
   require_root
   run_stage "stop hosts" stop_hosts
+  run_stage "helper daemons" stop_helpers
   run_stage "host trees" remove_host_trees
   run_stage "network" remove_network
-  run_stage "helpers" stop_helpers
   rm -rf "$LAB_STATE"
   run_stage "check" report_leftovers
 }

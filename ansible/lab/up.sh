@@ -5,6 +5,7 @@
 # Idempotent: a second run leaves running hosts alone. On failure it exits non-zero and leaves
 # the cleanup to down.sh (make test's trap runs it). Settings: lab.env.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/host.sh
@@ -24,8 +25,13 @@ prepare_hosts() {
   local host
   for host in $LAB_HOSTS; do
     ensure_host_network "$host"
-    mount_host_tree "$host"
-    configure_host_tree "$host"
+    # A running host keeps its tree as it is (Ansible may have changed any file since).
+    if mountpoint -q "$(host_root "$host")"; then
+      log "$host: tree already mounted; left as it is"
+    else
+      mount_host_tree "$host"
+      configure_host_tree "$host"
+    fi
   done
 }
 

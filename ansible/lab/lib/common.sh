@@ -1,15 +1,17 @@
 # Helpers shared by up.sh and down.sh (sourced, never executed).
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR/..
 
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=../lab.env
+# shellcheck source=lab.env
 . "$LAB_DIR/lab.env"
 
 # Version of the recipe of the cached base tree: bump it whenever build_base_rootfs or
 # LAB_BASE_PACKAGES change so the next up.sh rebuilds the tree instead of reusing it.
+# shellcheck disable=SC2034 # used by rootfs.sh
 LAB_ROOTFS_RECIPE=3
 LAB_BASE_PACKAGES="systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,python3,python3-apt,sudo"
 LAB_BASE_PACKAGES+=",ca-certificates,iproute2,iputils-ping,curl,gnupg,procps,netbase,less"
+# shellcheck disable=SC2034 # used by rootfs.sh
 LAB_ROOTFS_BASE="$LAB_CACHE/rootfs/base"
 
 log() { printf '%s [lab] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
@@ -84,6 +86,7 @@ lab_ssh_opts=(-i "$LAB_SSH_KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFil
 lab_ssh() {
   local host=$1
   shift
+  # shellcheck disable=SC2029 # the command runs on the lab host, as given
   ssh "${lab_ssh_opts[@]}" "root@$(lab_addr "$host")" "$@"
 }
 
@@ -124,7 +127,7 @@ kill_cgroup() {
   for ((i = 0; i < 20; i++)); do
     pids=$(cgroup_pids "$dir")
     [[ -n $pids ]] || break
-    ((i > 0)) || warn "killing leftover processes of $dir: $(echo $pids)"
+    ((i > 0)) || warn "killing leftover processes of $dir: ${pids//$'\n'/ }"
     if [[ -e $dir/cgroup.kill ]]; then
       echo 1 >"$dir/cgroup.kill" 2>/dev/null || true
     fi

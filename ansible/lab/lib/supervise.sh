@@ -4,7 +4,8 @@
 # lab host behaves like on a VM. Started by up.sh; SIGTERM (down.sh) powers the container off.
 # Usage: supervise.sh HOST
 set -euo pipefail
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 host=$1
