@@ -1,0 +1,193 @@
+package io.github.helidonotel.demo;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.hasSize;
+import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.not;
+
+/**
+ * The packaged {@code app.jar}, started with {@code java -jar} and nothing else, as separate
+ * processes (as the systemd units run it), exporting to a real OTLP receiver in this JVM.
+ */
+class PackagedJarIT {
+    private static final Path JAR = Path.of(System.getProperty("app.jar", "target/app.jar"));
+    private static final Duration WAIT = Duration.ofSeconds(30);
+    /** trace_id/span_id/service of a log line in the original's format. */
+    private static final Pattern LOG_CONTEXT = Pattern.compile(
+            "\\[trace_id=(\\w+) span_id=(\\w+) resource.service.name=([\\w-]+) trace_sampled=(True|False)] - (.*)");
+
+    private final List<Process> processes = new ArrayList<>();
+
+    @TempDir
+    Path logs;
+
+    @AfterEach
+    void stopProcesses() throws InterruptedException {
+        for (Process process : processes) {
+            process.destroyForcibly();
+            process.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void unknownModeStopsTheServiceWithOneLineNamingTheValidValues() throws Exception {
+        Process process = startJar(Map.of("MODE", "jaeger-thrift", "EXPOSE_PORT", "0"), logs.resolve("bad-mode.out"));
+        assertThat("exits by itself", process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
+        assertThat(process.exitValue(), not(is(0)));
+        String output = Files.readString(logs.resolve("bad-mode.out"));
+        assertThat(output, containsString("invalid MODE='jaeger-thrift': expected one of otel-collector-grpc, "
+                                                  + "otel-collector-http, jaeger-grpc, jaeger-http, none"));
+    }
+
+    @Test
+    void nonNumericPortStopsTheService() throws Exception {
+        Process process = startJar(Map.of("EXPOSE_PORT", "http"), logs.resolve("bad-port.out"));
+        assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
+        assertThat(process.exitValue(), not(is(0)));
+        assertThat(Files.readString(logs.resolve("bad-port.out")), containsString("invalid EXPOSE_PORT='http'"));
+    }
+
+    @Test
+    void chainAcrossThreeJarsLogsTheTraceIdsOfItsExportedSpans() throws Exception {
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP)) {
+            int portA = Instances.freePort();
+            int portB = Instances.freePort();
+            int portC = Instances.freePort();
+            startService("app-b", portB, receiver, Map.of());
+            startService("app-c", portC, receiver, Map.of());
+            startService("app-a", portA, receiver, Map.of("TARGET_ONE_HOST", "127.0.0.1:" + portB,
+                                                          "TARGET_TWO_HOST", "127.0.0.1:" + portC));
+            for (int port : List.of(portA, portB, portC)) {
+                awaitHealthy(port);
+            }
+
+            String traceId = Instances.newTraceId();
+            var response = Instances.get(portA, "/chain", "traceparent",
+                                         Instances.traceparent(traceId, "339f2b7a83c7d606"));
+            assertThat(response.statusCode(), is(200));
+            receiver.await(received -> receiver.spansOfTrace(traceId).size() >= 7, WAIT);
+
+            // Each service's log line of its handler carries the ids of that service's server span.
+            Map<String, String> handlerLine = Map.of("app-a", "Chain Finished", "app-b", "io task", "app-c", "cpu task");
+            Map<String, String> serverSpan = Map.of("app-a", "GET /chain", "app-b", "GET /io_task", "app-c", "GET /cpu_task");
+            for (var service : handlerLine.keySet()) {
+                Matcher line = logLine(logs.resolve(service + ".log"), handlerLine.get(service), traceId);
+                ReceivedSpan span = receiver.spansOfTrace(traceId).stream()
+                        .filter(s -> s.serviceName().equals(service) && s.name().equals(serverSpan.get(service)))
+                        .findFirst().orElseThrow();
+                assertThat(service + " span_id", line.group(2), is(span.spanId()));
+                assertThat(line.group(3), is(service));
+                assertThat(line.group(4), is("True"));
+            }
+            String startupLine = Files.readAllLines(logs.resolve("app-a.log")).getFirst();
+            assertThat("outside a span", startupLine, containsString("[trace_id=0 span_id=0 resource.service.name=app-a"));
+        }
+    }
+
+    @Test
+    void sigtermExportsTheSpansOfCompletedRequestsBeforeExit() throws Exception {
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC)) {
+            int port = Instances.freePort();
+            // A long batch delay: the spans can only leave through the flush at shutdown.
+            Process process = startService("app-a", port, receiver, Map.of("OTEL_BSP_SCHEDULE_DELAY", "600000"));
+            awaitHealthy(port);
+            for (int i = 0; i < 5; i++) {
+                assertThat(Instances.get(port, "/cpu_task").statusCode(), is(200));
+            }
+            Thread.sleep(500);
+            assertThat("nothing exported before SIGTERM", receiver.spans(), hasSize(0));
+
+            process.destroy();  // SIGTERM, as systemctl stop sends
+            assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
+            assertThat("JVM exit status on SIGTERM (the unit's SuccessExitStatus)", process.exitValue(), is(143));
+            assertThat(receiver.spans().stream().filter(span -> span.name().equals("GET /cpu_task")).count(), is(5L));
+        }
+    }
+
+    @Test
+    void keepsServingWhenTheExporterEndpointIsDown() throws Exception {
+        int port = Instances.freePort();
+        int deadPort = Instances.freePort();
+        startJar(Map.of("EXPOSE_PORT", Integer.toString(port), "MODE", "otel-collector-grpc",
+                        "OTEL_GRPC_ENDPOINT", "127.0.0.1:" + deadPort, "OTEL_SERVICE_NAME", "app-a",
+                        "LOG_FILE", logs.resolve("dead.log").toString()), logs.resolve("dead.out"));
+        awaitHealthy(port);
+        for (int i = 0; i < 20; i++) {
+            assertThat(Instances.get(port, "/").statusCode(), is(200));
+        }
+        Thread.sleep(3000);  // several export attempts fail meanwhile
+        assertThat(Instances.get(port, "/").statusCode(), is(200));
+        long exportErrors = Files.readAllLines(logs.resolve("dead.log")).stream()
+                .filter(line -> line.contains("Failed to export spans")).count();
+        assertThat("export failures are logged", exportErrors > 0, is(true));
+        assertThat("but not once per span", exportErrors < 21, is(true));
+    }
+
+    private Process startService(String name, int port, OtlpReceiver receiver, Map<String, String> extra)
+            throws IOException {
+        ExportMode mode = receiver instanceof GrpcOtlpReceiver ? ExportMode.OTEL_COLLECTOR_GRPC : ExportMode.OTEL_COLLECTOR_HTTP;
+        var env = new java.util.HashMap<>(extra);
+        env.put("MODE", mode.value());
+        env.put(mode.endpointVariable().orElseThrow(), receiver.endpoint());
+        env.put("OTEL_SERVICE_NAME", name);
+        env.put("EXPOSE_PORT", Integer.toString(port));
+        env.put("LOG_FILE", logs.resolve(name + ".log").toString());
+        return startJar(env, logs.resolve(name + ".out"));
+    }
+
+    private Process startJar(Map<String, String> env, Path output) throws IOException {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        ProcessBuilder builder = new ProcessBuilder(java, "-Xmx128m", "-jar", JAR.toAbsolutePath().toString())
+                .redirectErrorStream(true)
+                .redirectOutput(output.toFile());
+        builder.environment().keySet().removeIf(key -> key.startsWith("OTEL_") || key.equals("MODE")
+                || key.endsWith("_ENDPOINT") || key.equals("LOG_FILE") || key.equals("EXPOSE_PORT"));
+        builder.environment().putAll(env);
+        Process process = builder.start();
+        processes.add(process);
+        return process;
+    }
+
+    private static void awaitHealthy(int port) throws InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                if (Instances.get(port, "/observe/health").statusCode() / 100 == 2) {
+                    return;
+                }
+            } catch (IOException notYetListening) {
+                // retry until the deadline
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("instance on port " + port + " not healthy within " + WAIT);
+    }
+
+    /** The log line with {@code message} in trace {@code traceId}, parsed. */
+    private static Matcher logLine(Path file, String message, String traceId) throws IOException {
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            Matcher matcher = LOG_CONTEXT.matcher(line);
+            if (matcher.find() && matcher.group(5).equals(message) && matcher.group(1).equals(traceId)) {
+                return matcher;
+            }
+        }
+        throw new AssertionError("no line '" + message + "' of trace " + traceId + " in " + file);
+    }
+}
