@@ -1,0 +1,254 @@
+"""The tracing pipeline end to end, in every MODE, on the deployed lab.
+
+For each of the four modes in turn: deploy with `-e tracing_mode=<mode>` (ansible/lab/deploy.sh),
+send GET /chain to app-a with a fresh W3C traceparent, poll jaeger-query's HTTP API until the
+trace is there (bounded), and check it: spans of all three services, the CLIENT -> SERVER parent
+links of the chain, at least the 7 spans of the original demo's chain, and the same trace id in
+the log files of every app host. Then, with the apps sending to the OpenTelemetry Collector:
+stop jaeger-collector, send a bounded burst of /chain, start jaeger-collector again and check
+that every trace of the burst arrives (the collector's persistent queue and retries).
+
+Slow (one full deployment per mode). Run after ansible/lab/up.sh and a first deployment:
+    $LAB_CACHE/venv/bin/pytest ansible/tests/test_pipeline.py
+Settings (environment): PIPELINE_MODES (comma-separated, default all four, ending with the
+inventory default), PIPELINE_BURST (default 20), PIPELINE_DEPLOY_ARGS (extra ansible-playbook
+arguments, e.g. "--tags app_configure" to redeploy only the apps' configuration).
+"""
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, env_file, http_get, ssh
+
+APP_PORT = 8000
+QUERY_PORT = int(os.environ.get("PIPELINE_QUERY_PORT", "16686"))
+SERVICES = {"app-a", "app-b", "app-c"}
+MIN_SPANS = 7                # /chain: 4 SERVER spans (a, a "/", b, c) + 3 CLIENT spans from app-a
+VISIBLE_TIMEOUT = 120        # seconds from request to a complete trace in jaeger-query
+LOG_WAIT = 30                # seconds for the trace id to reach every log file
+BURST = int(os.environ.get("PIPELINE_BURST", "20"))
+BURST_TIMEOUT = 240          # seconds for the whole burst to arrive after jaeger-collector is back
+DEPLOY_TIMEOUT = 1800
+# The last mode is the inventory's default, so the lab is left as deployed.
+MODES = [m for m in os.environ.get(
+    "PIPELINE_MODES", "jaeger-grpc,jaeger-http,otel-collector-http,otel-collector-grpc").split(",") if m]
+REPO = ANSIBLE_DIR.parent
+STATS = {"traces": 0, "spans": 0, "visible_s": []}
+
+
+def inventory_groups():
+    """{group: [hosts]} of the lab inventory."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
+        cwd="/", capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    data = json.loads(out)
+
+    def members(group):
+        entry = data.get(group, {})
+        found = list(entry.get("hosts", []))
+        for child in entry.get("children", []):
+            found += members(child)
+        return found
+
+    return {g: sorted(set(members(g))) for g in data if g != "_meta"}
+
+
+GROUPS = inventory_groups()
+
+
+def addr(host):
+    return INVENTORY_HOSTS[host]["addr"]
+
+
+def first(group):
+    assert GROUPS.get(group), f"the lab inventory has no host in group {group}"
+    return GROUPS[group][0]
+
+
+def query_url(trace_id):
+    return f"http://{addr(first('jaeger_query'))}:{QUERY_PORT}/api/traces/{trace_id}"
+
+
+def app_a_url():
+    host = next(h for h, v in INVENTORY_HOSTS.items() if "app-a" in v["apps"])
+    return f"http://{addr(host)}:{APP_PORT}/chain"
+
+
+def deploy(mode):
+    """Runs the lab deployment with that MODE; fails the test when the playbook fails."""
+    cmd = [str(REPO / "ansible" / "lab" / "deploy.sh"), "-e", f"tracing_mode={mode}",
+           *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", ""))]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT)
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+    assert proc.returncode == 0, f"deploy with tracing_mode={mode} failed:\n{tail}"
+    return time.monotonic() - start
+
+
+def send_chain():
+    """GET /chain on app-a with a fresh traceparent; returns (trace_id, monotonic send time)."""
+    trace_id = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    sent = time.monotonic()
+    status, body = http_get(app_a_url(), headers=headers, timeout=30)
+    assert status == 200 and json.loads(body) == {"path": "/chain"}, f"/chain: HTTP {status} {body[:300]}"
+    return trace_id, sent
+
+
+def fetch_trace(trace_id):
+    """The trace as jaeger-query returns it, or None while it is not (completely) there."""
+    try:
+        status, body = http_get(query_url(trace_id), timeout=10)
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    data = json.loads(body).get("data") or []
+    if not data:
+        return None
+    trace = data[0]
+    services = {p["serviceName"] for p in trace["processes"].values()}
+    if len(trace["spans"]) < MIN_SPANS or not SERVICES <= services:
+        return None
+    return trace
+
+
+def wait_for_trace(trace_id, sent, timeout=VISIBLE_TIMEOUT):
+    deadline = sent + timeout
+    while True:
+        trace = fetch_trace(trace_id)
+        if trace is not None:
+            return trace, time.monotonic() - sent
+        if time.monotonic() > deadline:
+            status, body = http_get(query_url(trace_id), timeout=10)
+            pytest.fail(f"trace {trace_id} not complete in jaeger-query after {timeout}s "
+                        f"(HTTP {status}: {body[:400]})")
+        time.sleep(1)
+
+
+def span_kind(span):
+    return next((t["value"] for t in span.get("tags", []) if t["key"] == "span.kind"), None)
+
+
+def check_trace(trace, trace_id):
+    """Three services, >= 7 spans, and every SERVER span below the root has a CLIENT parent."""
+    spans = {s["spanID"]: s for s in trace["spans"]}
+    service = {sid: trace["processes"][s["processID"]]["serviceName"] for sid, s in spans.items()}
+    assert all(s["traceID"] == trace_id for s in spans.values())
+    assert SERVICES <= set(service.values()), f"services in the trace: {sorted(set(service.values()))}"
+    assert len(spans) >= MIN_SPANS, f"{len(spans)} spans, expected at least {MIN_SPANS}"
+
+    def parent(span):
+        refs = [r for r in span.get("references", []) if r["refType"] == "CHILD_OF"]
+        return spans.get(refs[0]["spanID"]) if refs else None
+
+    links = set()  # (client service, server service)
+    for sid, span in spans.items():
+        if span_kind(span) != "server":
+            continue
+        up = parent(span)
+        if up is None:  # the root: its parent is the caller's span of our traceparent
+            continue
+        assert span_kind(up) == "client", (
+            f"SERVER span {span['operationName']} of {service[sid]} has a {span_kind(up)} parent")
+        links.add((service[up["spanID"]], service[sid]))
+    for callee in ("app-b", "app-c"):
+        assert ("app-a", callee) in links, f"no CLIENT(app-a) -> SERVER({callee}) link; links: {sorted(links)}"
+    roots = [s for s in spans.values() if parent(s) is None]
+    assert len(roots) == 1 and service[roots[0]["spanID"]] == "app-a" and span_kind(roots[0]) == "server", \
+        f"expected one root, app-a's SERVER span; got {[(service[r['spanID']], span_kind(r)) for r in roots]}"
+    return len(spans)
+
+
+def check_logs(hosts, trace_id):
+    for name, v in sorted(INVENTORY_HOSTS.items()):
+        for app in v["apps"]:
+            log_file = env_file(hosts[name], app)["LOG_FILE"]
+            deadline = time.monotonic() + LOG_WAIT
+            while hosts[name].run(f"grep -q -F 'trace_id={trace_id}' {log_file}").rc != 0:
+                assert time.monotonic() < deadline, f"trace_id={trace_id} not in {log_file} on {name}"
+                time.sleep(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_cassandra():
+    """The lab's Cassandra must run (no-op when it already does)."""
+    proc = subprocess.run([str(REPO / "ansible" / "lab" / "cassandra.sh"), "start"], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"ansible/lab/cassandra.sh start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def report(request):
+    """Totals, printed once at the end of the module."""
+    yield STATS
+    times = STATS["visible_s"]
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    if times and terminal is not None:
+        terminal.write_line(
+            f"\npipeline: {STATS['traces']} traces, {STATS['spans']} spans checked; request -> visible "
+            f"in jaeger-query: min {min(times):.1f} s, max {max(times):.1f} s")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mode_end_to_end(mode, hosts, report, capsys):
+    took = deploy(mode)
+    for name, v in INVENTORY_HOSTS.items():
+        for app in v["apps"]:
+            assert env_file(hosts[name], app)["MODE"] == mode, f"{app} on {name} did not get MODE={mode}"
+    trace_id, sent = send_chain()
+    trace, seconds = wait_for_trace(trace_id, sent)
+    spans = check_trace(trace, trace_id)
+    check_logs(hosts, trace_id)
+    report["traces"] += 1
+    report["spans"] += spans
+    report["visible_s"].append(seconds)
+    with capsys.disabled():
+        print(f"\n[{mode}] deploy {took:.0f} s; trace {trace_id}: {spans} spans of "
+              f"{len(SERVICES)} services, visible after {seconds:.1f} s, in every log file")
+
+
+def test_burst_survives_jaeger_collector_outage(hosts, ssh_key, report, capsys):
+    """Spans sent while jaeger-collector is down reach Cassandra once it is back."""
+    modes = {env_file(hosts[n], a)["MODE"] for n, v in INVENTORY_HOSTS.items() for a in v["apps"]}
+    if not modes <= {"otel-collector-grpc", "otel-collector-http"}:
+        deploy("otel-collector-grpc")
+    collector = addr(first("jaeger_collector"))
+
+    def systemctl(action):
+        res = ssh(collector, ssh_key, f"systemctl {action} jaeger-collector.service", timeout=120)
+        assert res.returncode == 0, f"systemctl {action} jaeger-collector: {res.stdout}{res.stderr}"
+
+    systemctl("stop")
+    try:
+        sent = [send_chain() for _ in range(BURST)]
+        time.sleep(10)  # the apps' batch exporters hand the spans to the collector, which queues them
+        assert fetch_trace(sent[0][0]) is None, "a trace arrived while jaeger-collector was stopped"
+    finally:
+        restarted = time.monotonic()
+        systemctl("start")
+    pending = {tid: t0 for tid, t0 in sent}
+    deadline = restarted + BURST_TIMEOUT
+    spans = 0
+    while pending and time.monotonic() < deadline:
+        for tid in list(pending):
+            trace = fetch_trace(tid)
+            if trace is not None:
+                spans += check_trace(trace, tid)
+                del pending[tid]
+        time.sleep(2)
+    arrived = BURST - len(pending)
+    report["traces"] += arrived
+    report["spans"] += spans
+    with capsys.disabled():
+        print(f"\n[burst] {arrived}/{BURST} traces ({spans} spans) sent while jaeger-collector was down "
+              f"arrived {time.monotonic() - restarted:.1f} s after it started again")
+    assert not pending, f"{len(pending)} of {BURST} traces never arrived: {sorted(pending)[:5]}"
