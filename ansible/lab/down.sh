@@ -3,6 +3,7 @@
 # poweroff, then kill), supervisors, the apt proxy, the artifact mirror, veths, network
 # namespaces, the bridge, the hosts' overlay mounts and their changes, $LAB_STATE. Keeps the
 # cached base tree, the apt cache and the artifacts. Safe to run when nothing is up.
+# The logs of the run (containers' consoles, helpers) are kept in $LAB_CACHE/logs/last-run.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib/common.sh
@@ -67,6 +68,15 @@ stop_helpers() {
   wait
 }
 
+keep_logs() {
+  local dest="$LAB_CACHE/logs/last-run"
+  compgen -G "$LAB_STATE/*.log" >/dev/null || return 0
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  cp -a "$LAB_STATE"/*.log "$dest"/
+  log "logs of this run: $dest"
+}
+
 report_leftovers() {
   local left=() r
   ip netns list 2>/dev/null | grep -q "^$LAB_NETNS_PREFIX" && left+=("netns")
@@ -84,6 +94,7 @@ main() {
   run_stage "helper daemons" stop_helpers
   run_stage "host trees" remove_host_trees
   run_stage "network" remove_network
+  run_stage "keep logs" keep_logs
   rm -rf "$LAB_STATE"
   run_stage "check" report_leftovers
 }

@@ -100,8 +100,12 @@ start_apt_proxy() {
     "CacheDir=$LAB_CACHE/apt-cacher-ng" "LogDir=$LAB_STATE/apt-cacher-ng" \
     "PidFile=$LAB_STATE/apt-cacher-ng/acng.pid" "SocketPath=$LAB_STATE/apt-cacher-ng/acng.socket" \
     "BindAddress=$LAB_BRIDGE_ADDR" "Port=$LAB_APT_PROXY_PORT"
-  wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_APT_PROXY_PORT" 30 ||
-    { tail -n 20 "$LAB_STATE/apt-cacher-ng.log" >&2; die "apt-cacher-ng does not listen"; }
+  if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_APT_PROXY_PORT" 30 &&
+    pid_alive "$LAB_STATE/apt-cacher-ng.pid"; }; then
+    tail -n 20 "$LAB_STATE/apt-cacher-ng.log" >&2
+    die "apt-cacher-ng did not start; if another one (the packaged service) holds port" \
+      "$LAB_APT_PROXY_PORT, stop it or set LAB_APT_PROXY_PORT"
+  fi
   log "apt proxy http://$LAB_BRIDGE_ADDR:$LAB_APT_PROXY_PORT -> $mirror"
 }
 
@@ -110,8 +114,11 @@ start_artifact_mirror() {
   mkdir -p "$LAB_MIRROR_DIR"
   start_daemon artifact-mirror python3 -m http.server --bind "$LAB_BRIDGE_ADDR" \
     --directory "$LAB_MIRROR_DIR" "$LAB_MIRROR_PORT"
-  wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" 30 ||
-    { tail -n 20 "$LAB_STATE/artifact-mirror.log" >&2; die "artifact mirror does not listen"; }
+  if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" 30 &&
+    pid_alive "$LAB_STATE/artifact-mirror.pid"; }; then
+    tail -n 20 "$LAB_STATE/artifact-mirror.log" >&2
+    die "artifact mirror did not start"
+  fi
   log "artifact mirror http://$LAB_BRIDGE_ADDR:$LAB_MIRROR_PORT/ serves $LAB_MIRROR_DIR"
 }
 
