@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The project's test command (`make test`; CI runs it through .ci/run). On a fresh Debian machine
+# it installs what it needs, then runs and times each stage:
+#   1 maven      mvn -B verify: unit tests and the packaged jar's integration tests
+#   2 lint       ansible-lint (production profile) and ansible-playbook --syntax-check
+#   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
+#   4 lab        lab-up, deploy, deploy again (must report changed=0 everywhere)
+#   5 verify     pytest on the lab: units, users, ports, /chain, log correlation, reboot,
+#                and the tracing pipeline in all four modes (ansible/tests)
+#   6 lab-down   always, pass or fail
+# Prints "<stage>: N passed, N failed" per stage, then the total, and exits non-zero on failure.
+# TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=../ansible/lab/lab.env
+. ansible/lab/lab.env
+STAGES=${TEST_STAGES:-maven lint artifacts lab verify}
+LOGS="$LAB_CACHE/test-logs"
+mkdir -p "$LOGS"
+declare -a SUMMARY=()
+TOTAL_PASSED=0 TOTAL_FAILED=0 LAB_STARTED=0
+T0=$SECONDS
+
+say() { printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+record() {  # record <stage> <passed> <failed> <seconds>
+  SUMMARY+=("$(printf '%-10s %s passed, %s failed (%ss)' "$1:" "$2" "$3" "$4")")
+  TOTAL_PASSED=$((TOTAL_PASSED + $2)); TOTAL_FAILED=$((TOTAL_FAILED + $3))
+}
+
+wanted() { [[ " $STAGES " == *" $1 "* ]]; }
+
+stage_prerequisites() {
+  say "prerequisites (apt packages, JDK 21+, Python venv)"
+  export DEBIAN_FRONTEND=noninteractive
+  local missing=()
+  for pkg in maven curl git; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
+  fi
+  JAVA_HOME=$(scripts/java-home.sh) || return 1
+  export JAVA_HOME
+  echo "JAVA_HOME=$JAVA_HOME"
+  VENV_BIN=$(scripts/venv.sh | tail -1) || return 1
+  echo "venv: $VENV_BIN"
+}
+
+# Counts of Surefire + Failsafe reports: "<passed> <failed>".
+maven_counts() {
+  python3 - "$ROOT/app/target" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+tests = failed = 0
+for path in glob.glob(sys.argv[1] + "/surefire-reports/TEST-*.xml") + glob.glob(sys.argv[1] + "/failsafe-reports/TEST-*.xml"):
+    suite = ET.parse(path).getroot()
+    tests += int(suite.get("tests", 0)); skipped = int(suite.get("skipped", 0))
+    bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    failed += bad; tests -= skipped
+print(tests - failed, failed)
+PY
+}
+
+stage_maven() {
+  say "1 maven: mvn -B verify"
+  local start=$SECONDS rc=0
+  rm -rf app/target/surefire-reports app/target/failsafe-reports
+  scripts/build-app.sh verify >"$LOGS/maven.log" 2>&1 || rc=$?
+  grep -E "Tests run:|BUILD|ERROR\]" "$LOGS/maven.log" | tail -15
+  read -r passed failed < <(maven_counts)
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # build broke outside the tests
+  record maven "$passed" "$failed" $((SECONDS - start))
+}
+
+stage_lint() {
+  say "2 lint: ansible-lint (production) + syntax check"
+  local start=$SECONDS
+  if scripts/lint.sh; then record lint 1 0 $((SECONDS - start)); else record lint 0 1 $((SECONDS - start)); fi
+}
+
+stage_artifacts() {
+  say "3 artifacts: Jaeger, Collector, Prometheus from the Go module proxy"
+  local start=$SECONDS
+  if ansible/lab/artifacts/build.sh; then record artifacts 1 0 $((SECONDS - start))
+  else record artifacts 0 1 $((SECONDS - start)); fi
+}
+
+stage_lab() {
+  say "4 lab: up, deploy, deploy again (idempotence)"
+  local start=$SECONDS passed=0 failed=0
+  LAB_STARTED=1
+  if ansible/lab/up.sh; then
+    passed=$((passed + 1))
+    if ansible/lab/deploy.sh >"$LOGS/deploy.log" 2>&1; then
+      passed=$((passed + 1)); tail -5 "$LOGS/deploy.log"
+      if ansible/lab/idempotence.sh >"$LOGS/idempotence.log" 2>&1; then
+        passed=$((passed + 1)); grep -A5 "PLAY RECAP" "$LOGS/idempotence.log"
+      else
+        failed=$((failed + 1)); tail -40 "$LOGS/idempotence.log"
+      fi
+    else
+      failed=$((failed + 1)); tail -60 "$LOGS/deploy.log"
+    fi
+  else
+    failed=$((failed + 1))
+  fi
+  record lab "$passed" "$failed" $((SECONDS - start))
+  [ "$failed" -eq 0 ]
+}
+
+stage_verify() {
+  say "5 verify: pytest on the lab (ansible/tests)"
+  local start=$SECONDS rc=0 passed failed
+  (cd ansible/tests && "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" .) || rc=$?
+  read -r passed failed < <(python3 - "$LOGS/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1); sys.exit()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+print(t - f, f)
+PY
+)
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+  record verify "$passed" "$failed" $((SECONDS - start))
+}
+
+stage_lab_down() {
+  say "6 lab-down"
+  local start=$SECONDS
+  if ansible/lab/down.sh; then record lab-down 1 0 $((SECONDS - start))
+  else record lab-down 0 1 $((SECONDS - start)); fi
+}
+
+finish() {
+  [ "$LAB_STARTED" -eq 1 ] && stage_lab_down
+  echo
+  echo "=== summary"
+  printf '%s\n' "${SUMMARY[@]}"
+  echo "total time: $((SECONDS - T0))s"
+  echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+  [ "$TOTAL_FAILED" -eq 0 ] && [ "$TOTAL_PASSED" -gt 0 ]
+}
+trap 'LAB_STARTED=${LAB_STARTED:-0}; finish; exit 130' INT TERM
+
+if ! stage_prerequisites; then
+  record prerequisites 0 1 $((SECONDS - T0))
+  finish; exit 1
+fi
+wanted maven && stage_maven
+wanted lint && stage_lint
+if wanted artifacts; then stage_artifacts; fi
+if wanted lab; then
+  if stage_lab && wanted verify; then stage_verify; fi
+elif wanted verify; then
+  stage_verify
+fi
+finish
