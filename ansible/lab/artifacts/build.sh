@@ -169,8 +169,10 @@ build_otelcol() {
   grep -qE "^  version: \"?${OTELCOL_VERSION}\"?\$" "${ARTIFACTS_DIR}/otelcol-contrib/manifest.yaml" \
     || die "otelcol-contrib/manifest.yaml dist.version differs from OTELCOL_VERSION=${OTELCOL_VERSION}"
   log "otelcol-contrib ${OTELCOL_VERSION}: generating sources and go.mod from otelcol-contrib/manifest.yaml"
+  sed "s|^dist:\$|dist:\n  output_path: ${work}/src|" "${ARTIFACTS_DIR}/otelcol-contrib/manifest.yaml" \
+    >"${work}/manifest.yaml"
   (cd "${work}" && timeout --kill-after=30 "${GO_STEP_TIMEOUT}" ./bin/builder --skip-compilation \
-      --config "${ARTIFACTS_DIR}/otelcol-contrib/manifest.yaml" --output-path "${work}/src") \
+      --config "${work}/manifest.yaml") \
     >"${work}/builder.log" 2>&1 || { tail -n 30 "${work}/builder.log" >&2; die "the collector builder failed"; }
   log "otelcol-contrib ${OTELCOL_VERSION}: compiling"
   mkdir -p "${SCRATCH}/otelcol"
@@ -184,7 +186,9 @@ build_otelcol() {
   cp "${ARTIFACTS_DIR}/otelcol-contrib/ARCHIVE-README.md" "${SCRATCH}/otelcol/README.md"
   # Upstream (goreleaser): binary and README.md at the archive root; one checksums file for the
   # whole release in `sha256sum` text format ("<sha>  <file>").
-  pack_tar_gz "${SCRATCH}/otelcol" "${SCRATCH}/${archive}" "@0" README.md otelcol-contrib
+  local date
+  date="$(module_info "go.opentelemetry.io/collector/cmd/builder@${OTELCOL_BUILDER_VERSION}" Time)"
+  pack_tar_gz "${SCRATCH}/otelcol" "${SCRATCH}/${archive}" "${date:-@0}" README.md otelcol-contrib
   (cd "${SCRATCH}" && sha256sum "${archive}") >"${SCRATCH}/${sums}"
   publish "${SCRATCH}" "${OTELCOL_RELEASE_DIR}" "${archive}" "${sums}"
 }
