@@ -55,6 +55,9 @@ while :; do
   log "$host: systemd-nspawn starts"
   rc=0
   boot_once || rc=$?
+  # nspawn leaves nothing behind when it ends normally; if it was killed, its container's
+  # processes are still in the payload cgroup: end them before exiting or booting again.
+  for r in $(cgroup_roots); do kill_cgroup "$r/$LAB_CGROUP_NAME/$host/payload"; done
   if ((stopping)); then
     log "$host: stopped (nspawn exit $rc)"
     exit 0
