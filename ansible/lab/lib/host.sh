@@ -57,6 +57,13 @@ ensure_bridge() {
     ip addr add "$LAB_BRIDGE_ADDR/24" dev "$LAB_BRIDGE"
   fi
   ip link set dev "$LAB_BRIDGE" up
+  # With br_netfilter loaded, host-to-host traffic on the bridge goes through iptables' FORWARD
+  # chain; Docker sets its policy to DROP. The lab does not change the host's firewall: it says so.
+  if [[ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" == 1 ]] &&
+    command -v iptables >/dev/null && iptables -S FORWARD 2>/dev/null | grep -q '^-P FORWARD DROP'; then
+    warn "br_netfilter filters bridged traffic: the FORWARD chain must accept $LAB_BRIDGE" \
+      "(iptables -I FORWARD -i $LAB_BRIDGE -o $LAB_BRIDGE -j ACCEPT)"
+  fi
   log "bridge $LAB_BRIDGE at $LAB_BRIDGE_ADDR/24"
 }
 

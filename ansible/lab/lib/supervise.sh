@@ -29,6 +29,11 @@ enter_host_cgroup "$host"
 #                            leave the tree's files alone and do not touch the host's journal.
 # --console=read-only        the boot messages go to this supervisor's log; no one types there.
 # User namespaces stay off (the default for -D): the tree is root-owned and Ansible runs as root.
+# Capabilities: nspawn's default set, minus what the host's own bounding set lacks (on the CI
+# machines CAP_SYS_RESOURCE: nspawn says "Some capabilities will not be set"). So the containers
+# cannot raise hard rlimits above the host's (e.g. 20000 open files); systemd clamps a unit's
+# LimitNOFILE= to that instead of failing. Hardened units (ProtectSystem=, PrivateTmp=, ...)
+# work as on a VM.
 # The host mounts cgroup v1 controllers plus cgroup2 at /sys/fs/cgroup/unified ("hybrid");
 # nspawn hands the container a cgroup2 hierarchy of its own (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
 # because trixie's systemd no longer boots on cgroup v1. It is rooted at the cgroup this script
