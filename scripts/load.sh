@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Bounded request load on the apps: the original demo's request-script (rounds of siege runs
+# over every endpoint), done with curl. Each round sends, per endpoint, the original's
+# count = concurrency x repetitions (see MIX), spread over the target apps, then pauses:
+#   /  10   /io_task 15   /cpu_task 10   /random_sleep 15   /random_status 20   /chain 6
+#   /error_test 1   (+ /items/<n> 5: the original script left it out)
+# Bounded by rounds (-n) and by wall-clock time (-t); prints a progress line per round and a
+# summary of status codes per endpoint.
+#
+# Usage: scripts/load.sh [-n ROUNDS] [-t SECONDS] [-p PAUSE] [-i INVENTORY] [URL ...]
+#   URL ...       base URLs of the apps, e.g. http://127.0.0.1:8000 (loopback or private
+#                 addresses only)
+#   -i INVENTORY  take the apps from an Ansible inventory (hosts.yml; needs scripts/venv.sh)
+#   default       the lab's apps: http://$LAB_NET_PREFIX.11-13:8000 (ansible/lab/lab.env)
+#   -n ROUNDS     rounds (default 10, as the original);  -t SECONDS  time budget (default 300)
+#   -p PAUSE      seconds between rounds (default 5, as the original)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../ansible/lab/lab.env
+. "$ROOT/ansible/lab/lab.env"
+
+# endpoint concurrency repetitions (the original's siege -c/-r per endpoint)
+MIX=(
+  "/ 1 10"
+  "/io_task 3 5"
+  "/cpu_task 2 5"
+  "/random_sleep 5 3"
+  "/random_status 2 10"
+  "/chain 2 3"
+  "/error_test 1 1"
+  "/items/ITEM 1 5"
+)
+ROUNDS=10
+BUDGET=300
+PAUSE=5
+INVENTORY=""
+REQUEST_TIMEOUT=15
+TARGETS=()
+WORK=$(mktemp -d)
+
+log() { printf '%s [load] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+parse_args() {
+  while getopts "n:t:p:i:h" opt; do
+    case "$opt" in
+      n) ROUNDS=$OPTARG ;;
+      t) BUDGET=$OPTARG ;;
+      p) PAUSE=$OPTARG ;;
+      i) INVENTORY=$OPTARG ;;
+      h) usage; exit 0 ;;
+      *) usage >&2; exit 2 ;;
+    esac
+  done
+  shift $((OPTIND - 1))
+  TARGETS=("$@")
+  [[ $ROUNDS =~ ^[1-9][0-9]{0,3}$ ]] || die "-n takes 1..9999 rounds"
+  [[ $BUDGET =~ ^[1-9][0-9]{0,4}$ ]] || die "-t takes 1..99999 seconds"
+  [[ $PAUSE =~ ^[0-9]{1,3}$ ]] || die "-p takes 0..999 seconds"
+}
+
+inventory_targets() {  # base URLs of the apps group of an inventory (addresses rendered by ansible)
+  local venv_bin out
+  venv_bin=$("$ROOT/scripts/venv.sh" | tail -1)
+  out=$(cd / && ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json \
+    "$venv_bin/ansible" apps -i "$INVENTORY" -m ansible.builtin.debug \
+    -a 'msg={{ ansible_host | default(inventory_hostname) }}:{{ app_port | default(8000) }}') \
+    || die "cannot read the apps group of $INVENTORY"
+  python3 -c '
+import json, sys
+for res in json.load(sys.stdin)["plays"][0]["tasks"][0]["hosts"].values():
+    print("http://" + res["msg"])' <<<"$out"
+}
+
+check_target() {  # only loopback or private addresses: this script is for the demo's own hosts
+  local host
+  host=$(sed -E 's#^https?://(\[[^]]+\]|[^:/]+).*#\1#' <<<"$1")
+  [[ $1 =~ ^https?:// ]] || die "not a URL: $1"
+  case "$host" in
+    localhost|127.*|10.*|192.168.*|172.1[6-9].*|172.2[0-9].*|172.3[01].*|\[::1\]) ;;
+    *) die "refusing $1: only loopback or private addresses" ;;
+  esac
+}
+
+resolve_targets() {
+  if [ -n "$INVENTORY" ]; then
+    mapfile -t TARGETS < <(inventory_targets)
+  elif [ "${#TARGETS[@]}" -eq 0 ]; then
+    local n
+    for n in 11 12 13; do TARGETS+=("http://${LAB_NET_PREFIX}.$n:8000"); done
+  fi
+  [ "${#TARGETS[@]}" -gt 0 ] || die "no target apps"
+  local t
+  for t in "${TARGETS[@]}"; do check_target "$t"; done
+  log "targets: ${TARGETS[*]}"
+}
+
+round_requests() {  # one round's lines "<concurrency> <endpoint> <url>", targets in turn
+  local entry path conc reps i k=0
+  for entry in "${MIX[@]}"; do
+    read -r path conc reps <<<"$entry"
+    for ((i = 0; i < conc * reps; i++)); do
+      local p=${path/ITEM/$((RANDOM % 100))}
+      printf '%s %s %s%s\n' "$conc" "$path" "${TARGETS[k % ${#TARGETS[@]}]%/}" "$p"
+      k=$((k + 1))
+    done
+  done
+}
+
+send_round() {  # send_round <seconds left>: each endpoint's requests with its own concurrency
+  local left=$1 entry path conc
+  for entry in "${MIX[@]}"; do
+    read -r path conc _ <<<"$entry"
+    # curl prints "<endpoint> <status>" per request (000 = no answer within REQUEST_TIMEOUT).
+    grep -F " $path " "$WORK/round" | awk '{print $3}' \
+      | timeout --kill-after=5 "$left" xargs -r -P "$conc" -I{} \
+          curl -s -o /dev/null --max-time "$REQUEST_TIMEOUT" -w "$path %{http_code}\n" {} \
+      >>"$WORK/results" || true
+    left=$((DEADLINE - SECONDS))
+    [ "$left" -gt 0 ] || return 0
+  done
+}
+
+summary() {
+  local total
+  total=$(wc -l <"$WORK/results")
+  echo "load: $total requests in ${SECONDS}s to ${#TARGETS[@]} app(s)"
+  echo "status codes:"
+  awk '{print $2}' "$WORK/results" | sort | uniq -c | awk '{printf "  %s %6d\n", $2, $1}'
+  echo "per endpoint (status:count):"
+  awk '{c[$1" "$2]++} END {for (k in c) print k, c[k]}' "$WORK/results" | sort \
+    | awk '{e[$1] = e[$1] " " $2 ":" $3} END {for (k in e) printf "  %-16s%s\n", k, e[k]}' | sort
+}
+
+main() {
+  parse_args "$@"
+  resolve_targets
+  DEADLINE=$((SECONDS + BUDGET))
+  : >"$WORK/results"
+  local round left
+  for ((round = 1; round <= ROUNDS; round++)); do
+    left=$((DEADLINE - SECONDS))
+    [ "$left" -gt 0 ] || { log "time budget of ${BUDGET}s used up after $((round - 1)) round(s)"; break; }
+    round_requests >"$WORK/round"
+    send_round "$left"
+    log "round $round/$ROUNDS: $(wc -l <"$WORK/results") requests sent, $(grep -vc ' [23][0-9][0-9]$' "$WORK/results" || true) not 2xx/3xx, ${SECONDS}s"
+    if [ "$round" -lt "$ROUNDS" ] && [ "$PAUSE" -gt 0 ] && [ $((DEADLINE - SECONDS)) -gt "$PAUSE" ]; then
+      sleep "$PAUSE"
+    fi
+  done
+  summary
+}
+
+main "$@"
