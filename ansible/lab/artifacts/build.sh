@@ -3,7 +3,7 @@
 # proxy with the ordinary `go` client: Jaeger v2, the OpenTelemetry Collector "otelcol-contrib"
 # (a subset, see otelcol-contrib/manifest.yaml) and Prometheus + promtool. Each archive gets the
 # upstream file name, layout and checksum file, under
-#   $LAB_CACHE/artifacts/mirror/<owner>/<repo>/releases/download/<tag>/
+#   $LAB_MIRROR_DIR (default $LAB_CACHE/artifacts/mirror)/<owner>/<repo>/releases/download/<tag>/
 # so a role's download base URL can point at the lab's HTTP server instead of github.com.
 # Versions: versions.env. An artifact whose archive is already in the mirror and matches its
 # checksum file is not rebuilt, so a second run does nothing.
@@ -17,7 +17,7 @@ source "${ARTIFACTS_DIR}/../lab.env"
 # shellcheck source=versions.env
 source "${ARTIFACTS_DIR}/versions.env"
 
-MIRROR_DIR="${LAB_CACHE}/artifacts/mirror"
+MIRROR_DIR="${LAB_MIRROR_DIR:-${LAB_CACHE}/artifacts/mirror}"   # what up.sh serves
 WORK_DIR="${LAB_CACHE}/artifacts/work"
 GO_MIN_VERSION=1.26                    # every pinned module builds with it (see README.md)
 GO_STEP_TIMEOUT="${LAB_GO_STEP_TIMEOUT:-3600}"   # seconds, per go download/build step
@@ -46,14 +46,15 @@ die() { printf '[artifacts] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
+# The lab inventory's values of the roles' version and download variables.
 print_vars() {
   local base="http://${LAB_BRIDGE_ADDR}:${LAB_MIRROR_PORT}"
   cat <<EOF
 jaeger_version: ${JAEGER_VERSION}
 jaeger_release_tag: ${JAEGER_GO_VERSION}
 jaeger_download_base_url: ${base}/jaegertracing/jaeger/releases/download
-otelcol_version: ${OTELCOL_VERSION}
-otelcol_download_base_url: ${base}/open-telemetry/opentelemetry-collector-releases/releases/download
+otel_collector_version: ${OTELCOL_VERSION}
+otel_collector_download_base_url: ${base}/open-telemetry/opentelemetry-collector-releases/releases/download
 prometheus_version: ${PROMETHEUS_VERSION}
 prometheus_download_base_url: ${base}/prometheus/prometheus/releases/download
 EOF
