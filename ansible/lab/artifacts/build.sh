@@ -66,6 +66,7 @@ print_versions() {
 
 # The go command, its caches under $LAB_CACHE (never in the repository), static linux/amd64.
 setup_go_env() {
+  if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:${PATH}"; fi
   command -v go >/dev/null || die "the go command is not on PATH; install Go ${GO_MIN_VERSION} or newer (Debian 12's golang is too old)"
   local have
   have="$(go env GOVERSION)"; have="${have#go}"
@@ -73,7 +74,9 @@ setup_go_env() {
     die "go ${have} is older than the ${GO_MIN_VERSION} the pinned modules need"
   fi
   export GOMODCACHE="${LAB_CACHE}/go/mod" GOCACHE="${LAB_CACHE}/go/build"
-  export GOFLAGS="-modcacherw" CGO_ENABLED=0 GOOS=linux GOARCH=amd64
+  # Keep the machine's GOFLAGS (and its GOPROXY, untouched); make the module cache deletable.
+  GOFLAGS="$(go env GOFLAGS)"; GOFLAGS="${GOFLAGS:+${GOFLAGS} }-modcacherw"
+  export GOFLAGS CGO_ENABLED=0 GOOS=linux GOARCH=amd64
   mkdir -p "${GOMODCACHE}" "${GOCACHE}" "${WORK_DIR}" "${MIRROR_DIR}"
   log "go ${have}, GOMODCACHE=${GOMODCACHE}, GOCACHE=${GOCACHE}, go build -p ${GO_BUILD_JOBS}"
 }
@@ -255,6 +258,9 @@ main() {
   local start=${SECONDS}
   print_versions
   setup_go_env
+  # One build at a time (make test and a manual run would share work directories).
+  exec 9>"${LAB_CACHE}/artifacts/.build.lock"
+  flock -w "${GO_STEP_TIMEOUT}" 9 || die "another build.sh still runs after ${GO_STEP_TIMEOUT} s"
   # Sequential on purpose: each Go build already uses both cores of a CI machine.
   if [[ -z "${only}" || "${only}" == jaeger ]]; then
     run_stage jaeger "${JAEGER_RELEASE_DIR}/${JAEGER_TARGET}.tar.gz"
