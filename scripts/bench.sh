@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
 JAVA_HOME=$(scripts/java-home.sh)
 [ -f app/target/app.jar ] || scripts/build-app.sh
 
