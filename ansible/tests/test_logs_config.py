@@ -1,0 +1,414 @@
+"""Checks of the logs topology (loki, promtail, grafana roles) that need no lab: Loki, Promtail and
+Grafana cannot be built or downloaded here, so their roles were never run. This renders the
+roles' templates with Ansible for the Vagrant inventory (both switches on) on the controller, then:
+
+- every rendered config parses (YAML, JSON, INI, systemd units);
+- Promtail's multiline and extraction regexes match real log lines of the app: the jar runs on
+  loopback with LOG_FILE set (spans exported to a local sink), serves /, /chain and /error_test
+  (stack trace), and the regexes are applied to its log file with Python's re (the regexes keep
+  to the subset RE2 and Python share);
+- the Grafana datasource uids and links cross-reference (Jaeger -> Loki by trace id and service
+  name, Loki's derived field trace_id=(\\w+) -> Jaeger) and point at the inventory's hosts;
+- the dashboard JSON is valid and every PromQL query names metrics (and labels) the collector's
+  span_metrics connector config produces.
+
+Runs with the venv's pytest from the repository root: $LAB_CACHE/venv/bin/pytest
+ansible/tests/test_logs_config.py (the app jar is built with scripts/build-app.sh if missing).
+"""
+import configparser
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ANSIBLE_DIR, http_get
+
+ROOT = ANSIBLE_DIR.parent
+INVENTORY = ANSIBLE_DIR / "inventories" / "vagrant" / "hosts.yml"
+JAR = ROOT / "app" / "target" / "app.jar"
+
+# role -> (inventory group, templates under the repository root)
+RENDER = {
+    "loki": ("loki", ["etc/loki/config.yaml.j2", "systemd/loki.service.j2"]),
+    "promtail": ("promtail", ["etc/promtail/config.yaml.j2", "systemd/promtail.service.j2"]),
+    "grafana": ("grafana", [
+        "etc/grafana/grafana.ini.j2",
+        "etc/grafana/provisioning/datasources/datasources.yaml.j2",
+        "etc/grafana/provisioning/dashboards/dashboards.yaml.j2",
+        "systemd/grafana.service.j2",
+    ]),
+    "otel_collector": ("otel_collector", ["etc/otel-collector/config.yaml.j2"]),
+    "prometheus": ("prometheus", ["etc/prometheus/prometheus.yml.j2"]),
+}
+# Python-only regex syntax that RE2 (Promtail, Grafana) rejects.
+NOT_RE2 = [r"(?=", r"(?!", r"(?<=", r"(?<!", r"(?>", r"\1", r"(?P="]
+
+
+def render(role, out):
+    group, templates = RENDER[role]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
+    extra = {"render_role": role, "render_group": group, "render_out": str(out),
+             "render_templates": templates, "spm_enabled": True, "logs_enabled": True}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
+         "tests/render/render.yml", "-e", json.dumps(extra)],
+        cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"rendering {role} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rendered")
+    for role in RENDER:
+        render(role, out)
+    return out
+
+
+def hosts_of(rendered, path):
+    """{host: rendered file} for every host that got this file."""
+    return {p.relative_to(rendered).parts[0]: p
+            for p in rendered.glob(f"*/{path}")}
+
+
+def one(rendered, path):
+    files = hosts_of(rendered, path)
+    assert files, f"{path} was not rendered"
+    return next(iter(sorted(files.items())))
+
+
+def load_yaml(path):
+    return yaml.safe_load(path.read_text())
+
+
+def inventory_groups():
+    return load_yaml(INVENTORY)["all"]
+
+
+# ---- every rendered config parses ---------------------------------------------------------
+
+YAML_FILES = ["etc/loki/config.yaml", "etc/promtail/config.yaml",
+              "etc/grafana/provisioning/datasources/datasources.yaml",
+              "etc/grafana/provisioning/dashboards/dashboards.yaml",
+              "etc/otel-collector/config.yaml", "etc/prometheus/prometheus.yml"]
+UNITS = {"loki": "loki", "promtail": "promtail", "grafana": "grafana"}
+
+
+@pytest.mark.parametrize("path", YAML_FILES)
+def test_rendered_yaml_parses(rendered, path):
+    files = hosts_of(rendered, path)
+    assert files
+    for host, f in files.items():
+        assert isinstance(load_yaml(f), dict), f"{host}:{path} is not a YAML mapping"
+
+
+def test_grafana_ini_parses_and_is_locked_down(rendered):
+    _, f = one(rendered, "etc/grafana/grafana.ini")
+    ini = configparser.ConfigParser(interpolation=None, strict=True)
+    ini.read_string(f.read_text())
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["auth.anonymous"]["org_role"] != "Admin"
+    password = ini["security"]["admin_password"]
+    assert password != "admin" and password.startswith("$__file{/"), password
+    assert ini["users"]["allow_sign_up"] == "false"
+    assert ini["paths"]["provisioning"].endswith("/provisioning")
+
+
+@pytest.mark.parametrize("unit", sorted(UNITS))
+def test_units_parse_and_are_hardened(rendered, unit):
+    files = hosts_of(rendered, f"systemd/{unit}.service")
+    assert files
+    for host, f in files.items():
+        cp = configparser.ConfigParser(interpolation=None, strict=False)
+        cp.optionxform = str
+        cp.read_string(f.read_text())
+        svc = cp["Service"]
+        assert svc["User"] == unit and svc["Group"] == unit
+        for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
+                           "ProtectHome": "yes", "RestrictSUIDSGID": "yes", "LockPersonality": "yes",
+                           "CapabilityBoundingSet": "", "Restart": "on-failure"}.items():
+            assert svc.get(key) == value, f"{host} {unit}: {key}={svc.get(key)!r}"
+        assert svc["ReadWritePaths"].startswith("/var/lib/")
+        assert "managed" in f.read_text().splitlines()[0].lower()
+
+
+def test_dashboard_json_is_valid():
+    dash = json.loads((ROOT / "etc/grafana/dashboards/span-metrics.json").read_text())
+    assert dash["uid"] and dash["title"] and dash["panels"]
+    titles = " ".join(p["title"].lower() for p in dash["panels"])
+    for word in ("request rate", "error rate", "latency"):
+        assert word in titles
+
+
+# ---- Loki -------------------------------------------------------------------------------------
+
+def test_loki_filesystem_storage_and_retention(rendered):
+    _, f = one(rendered, "etc/loki/config.yaml")
+    cfg = load_yaml(f)
+    assert cfg["auth_enabled"] is False
+    assert "filesystem" in cfg["common"]["storage"]
+    schema = cfg["schema_config"]["configs"][0]
+    assert (schema["store"], schema["object_store"], schema["schema"]) == ("tsdb", "filesystem", "v13")
+    assert cfg["compactor"]["retention_enabled"] is True
+    assert re.fullmatch(r"\d+h", cfg["limits_config"]["retention_period"])
+    assert cfg["compactor"]["delete_request_store"] == "filesystem"
+
+
+# ---- Promtail ---------------------------------------------------------------------------------
+
+def promtail_configs(rendered):
+    return {h: load_yaml(f) for h, f in hosts_of(rendered, "etc/promtail/config.yaml").items()}
+
+
+def stage(pipeline, name):
+    found = [s[name] for s in pipeline if name in s]
+    assert found, f"no {name} stage"
+    return found[0]
+
+
+def test_promtail_tails_each_app_log_file_with_labels(rendered):
+    inv = inventory_groups()
+    env_template = (ROOT / "etc/helidon-apps/app.env.j2").read_text()
+    assert "LOG_FILE={{ app_log_dir }}/{{ app_instance }}/{{ app_instance }}.log" in env_template
+    configs = promtail_configs(rendered)
+    promtail_hosts = set(inv["children"]["apps"]["hosts"])
+    assert set(configs) == promtail_hosts
+    loki_host = next(iter(inv["children"]["loki"]["hosts"]))
+    loki_addr = inv["hosts"][loki_host]["ansible_host"]
+    for host, cfg in configs.items():
+        instances = inv["hosts"][host]["app_instances"]
+        jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+        assert set(jobs) == set(instances)
+        for instance, job in jobs.items():
+            labels = job["static_configs"][0]["labels"]
+            assert labels["__path__"] == f"/var/log/helidon-apps/{instance}/{instance}.log"
+            assert labels["host"] == host and labels["service_name"] == instance
+            assert stage(job["pipeline_stages"], "labels") == {"level": None}
+        assert cfg["positions"]["filename"].startswith("/var/lib/promtail/")
+        assert cfg["clients"][0]["url"] == f"http://{loki_addr}:3100/loki/api/v1/push"
+
+
+def promtail_regexes(rendered):
+    cfg = next(iter(promtail_configs(rendered).values()))
+    pipeline = cfg["scrape_configs"][0]["pipeline_stages"]
+    return stage(pipeline, "multiline")["firstline"], stage(pipeline, "regex")["expression"]
+
+
+def test_promtail_regexes_stay_in_the_re2_subset(rendered):
+    for regex in promtail_regexes(rendered):
+        assert regex.startswith("^")
+        for bad in NOT_RE2:
+            assert bad not in regex, f"{bad} is not RE2 syntax: {regex}"
+        re.compile(regex)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, proc, console, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited ({proc.returncode}):\n{console.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status in (200, 204):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not answer 2xx within {timeout}s:\n{console.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def app_log(tmp_path_factory):
+    """The log file of the real app jar after /, a traced /chain and /error_test on loopback."""
+    if not JAR.exists():
+        subprocess.run([str(ROOT / "scripts" / "build-app.sh")], cwd=ROOT, check=True, timeout=900)
+    java_home = subprocess.run([str(ROOT / "scripts" / "java-home.sh")], cwd=ROOT, check=True,
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+    work = tmp_path_factory.mktemp("app")
+    log_file = work / "app-a" / "app-a.log"
+    port, sink_port = free_port(), free_port()
+    sink = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "otlp-sink.py"), "--port", str(sink_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"PATH": os.environ["PATH"], "MODE": "otel-collector-http", "OTEL_SERVICE_NAME": "app-a",
+           "EXPOSE_PORT": str(port), "OTEL_HTTP_ENDPOINT": f"http://127.0.0.1:{sink_port}/v1/traces",
+           "TARGET_ONE_HOST": f"127.0.0.1:{port}", "TARGET_TWO_HOST": f"127.0.0.1:{port}",
+           "LOG_FILE": str(log_file)}
+    console = (work / "console.out").open("w")
+    app = subprocess.Popen([f"{java_home}/bin/java", "-Xmx128m", "-jar", str(JAR)], env=env,
+                           stdout=console, stderr=subprocess.STDOUT)
+    trace_id = secrets.token_hex(16)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/observe/health", app, work / "console.out")
+        assert http_get(f"{base}/")[0] == 200
+        headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+        assert http_get(f"{base}/chain", headers=headers, timeout=30)[0] == 200
+        assert http_get(f"{base}/error_test")[0] == 500
+        time.sleep(1)
+    finally:
+        app.terminate()
+        sink.terminate()
+        console.close()
+        for proc in (app, sink):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+    text = log_file.read_text()
+    assert text, "the app wrote no log lines"
+    return {"text": text, "trace_id": trace_id}
+
+
+def entries(text, firstline):
+    """Groups lines into entries the way Promtail's multiline stage does."""
+    start = re.compile(firstline)
+    out = []
+    for line in text.splitlines():
+        if start.search(line) or not out:
+            out.append([line])
+        else:
+            out[-1].append(line)
+    return ["\n".join(e) for e in out]
+
+
+def test_multiline_joins_stack_traces_to_their_entry(rendered, app_log):
+    firstline, _ = promtail_regexes(rendered)
+    lines = app_log["text"].splitlines()
+    assert re.search(firstline, lines[0]), f"the first line is no entry start: {lines[0]!r}"
+    trace_lines = [l for l in lines if l.startswith("\tat ") or l.startswith("Caused by")]
+    assert trace_lines, "no stack trace in the log after /error_test"
+    for line in trace_lines:
+        assert not re.search(firstline, line), f"a stack trace line starts an entry: {line!r}"
+    errors = [e for e in entries(app_log["text"], firstline) if "value error" in e and "\tat " in e]
+    assert errors, "the stack trace was not joined to a log entry"
+    assert re.search(firstline, errors[0].splitlines()[0])
+
+
+def test_line_regex_extracts_level_and_ids_from_every_entry(rendered, app_log):
+    firstline, expression = promtail_regexes(rendered)
+    regex = re.compile(expression)
+    levels = set()
+    for entry in entries(app_log["text"], firstline):
+        m = regex.match(entry)
+        assert m, f"the line regex does not match: {entry.splitlines()[0]!r}"
+        levels.add(m["level"])
+        assert m["trace_id"] == "0" or re.fullmatch(r"[0-9a-f]{32}", m["trace_id"])
+    assert "INFO" in levels and "ERROR" in levels, levels
+    traced = [regex.match(e) for e in entries(app_log["text"], firstline) if app_log["trace_id"] in e]
+    assert traced and all(m["trace_id"] == app_log["trace_id"] for m in traced)
+
+
+# ---- Grafana datasources ---------------------------------------------------------------------
+
+def datasources(rendered):
+    _, f = one(rendered, "etc/grafana/provisioning/datasources/datasources.yaml")
+    return {d["uid"]: d for d in load_yaml(f)["datasources"]}
+
+
+def test_datasource_uids(rendered):
+    ds = datasources(rendered)
+    assert {uid: d["type"] for uid, d in ds.items()} == {
+        "jaeger": "jaeger", "loki": "loki", "prometheus": "prometheus"}
+
+
+def test_traces_to_logs_and_logs_to_traces_cross_reference(rendered, app_log):
+    ds = datasources(rendered)
+    t2l = ds["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert t2l["datasourceUid"] in ds and ds[t2l["datasourceUid"]]["type"] == "loki"
+    assert t2l["filterByTraceID"] is True
+    # The span's service.name maps to the label Promtail sets on every stream.
+    mapped = {t["key"]: t["value"] for t in t2l["tags"]}
+    cfg = next(iter(promtail_configs(rendered).values()))
+    assert mapped["service.name"] in cfg["scrape_configs"][0]["static_configs"][0]["labels"]
+    (field,) = ds["loki"]["jsonData"]["derivedFields"]
+    assert field["matcherRegex"] == r"trace_id=(\w+)"
+    assert field["datasourceUid"] in ds and ds[field["datasourceUid"]]["type"] == "jaeger"
+    assert field["url"] == "$${__value.raw}"  # a literal ${__value.raw} after provisioning
+    # The derived field finds the trace id in a real log line.
+    line = next(l for l in app_log["text"].splitlines() if app_log["trace_id"] in l)
+    assert re.search(field["matcherRegex"], line)[1] == app_log["trace_id"]
+
+
+def test_datasource_urls_follow_the_inventory(rendered):
+    inv = inventory_groups()
+    addr = {h: v["ansible_host"] for h, v in inv["hosts"].items()}
+    first = {g: addr[next(iter(inv["children"][g]["hosts"]))]
+             for g in ("jaeger_query", "loki", "prometheus")}
+    ds = datasources(rendered)
+    assert ds["jaeger"]["url"] == f"http://{first['jaeger_query']}:16686"
+    assert ds["loki"]["url"] == f"http://{first['loki']}:3100"
+    assert ds["prometheus"]["url"] == f"http://{first['prometheus']}:9090"
+
+
+# ---- dashboard vs span metrics ---------------------------------------------------------------
+
+def spanmetrics_names(rendered):
+    """Prometheus metric names and labels the collector's span_metrics config produces."""
+    _, f = one(rendered, "etc/otel-collector/config.yaml")
+    cfg = load_yaml(f)
+    (name,) = [c for c in cfg["connectors"] if c.split("/")[0] in ("span_metrics", "spanmetrics")]
+    conn = cfg["connectors"][name] or {}
+    assert any(name in p.get("exporters", []) for p in cfg["service"]["pipelines"].values())
+    prefix = conn.get("namespace", "traces.span.metrics").replace(".", "_")
+    unit = {"ms": "milliseconds", "s": "seconds"}[(conn.get("histogram") or {}).get("unit", "ms")]
+    metrics = {f"{prefix}_calls_total"} | {
+        f"{prefix}_duration_{unit}_{s}" for s in ("bucket", "sum", "count")}
+    labels = {"service_name", "span_name", "span_kind", "status_code", "le"} | {
+        d["name"].replace(".", "_") for d in conn.get("dimensions", [])}
+    return metrics, labels
+
+
+def promql_of_dashboard():
+    dash = json.loads((ROOT / "etc/grafana/dashboards/span-metrics.json").read_text())
+    queries = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    queries += [v["definition"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    return dash, queries
+
+
+def test_dashboard_queries_name_span_metrics(rendered):
+    metrics, labels = spanmetrics_names(rendered)
+    assert "traces_span_metrics_calls_total" in metrics
+    dash, queries = promql_of_dashboard()
+    assert queries
+    used = set()
+    for q in queries:
+        stripped = re.sub(r'"[^"]*"', '""', q)
+        # metric names: identifiers followed by a selector or range, outside label matchers
+        names = set(re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", stripped)) - {"by", "without"}
+        names |= set(re.findall(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", stripped))
+        assert names, f"no metric in {q}"
+        assert names <= metrics, f"{q} names {names - metrics}, not produced by the connector"
+        used |= names
+        for matchers in re.findall(r"\{([^}]*)\}", stripped):
+            for label in re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers):
+                assert label in labels, f"{q} filters on {label}, not a span metrics label"
+        for group in re.findall(r"by\s*\(([^)]*)\)", stripped):
+            assert {g.strip() for g in group.split(",")} <= labels, q
+    assert "traces_span_metrics_calls_total" in used
+    assert any(n.endswith("_bucket") for n in used)
+    for panel in dash["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "prometheus"
+
+
+def test_dashboard_provider_points_at_the_dashboard_folder(rendered):
+    _, f = one(rendered, "etc/grafana/provisioning/dashboards/dashboards.yaml")
+    (provider,) = load_yaml(f)["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"

@@ -1,0 +1,181 @@
+"""Service Performance Monitoring in the deployed lab (spm_enabled): spans -> span_metrics
+connector -> Prometheus -> jaeger-query's metrics API (the Monitor tab).
+
+After a bounded load (scripts/load.sh: the original's endpoint mix, plus /error_test calls),
+Prometheus must hold traces_span_metrics_calls_total for app-a, app-b and app-c, and
+jaeger-query's /api/metrics/{calls,latencies,errors} must return series for app-a, the error
+series non-zero. Every wait is bounded. Skipped when the lab inventory has spm_enabled false.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, http_get
+
+ROOT = ANSIBLE_DIR.parent
+SERVICES = ["app-a", "app-b", "app-c"]
+CALLS = "traces_span_metrics_calls_total"
+METRICS_WAIT = 240  # seconds: connector flush (15 s) + scrape (15 s) + rate windows, with margin
+
+
+def inventory_values(group, expr):
+    """{host: value} of a Jinja expression over the hosts of a lab inventory group."""
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
+    env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    ansible = Path(sys.executable).parent / "ansible"
+    proc = subprocess.run(
+        [str(ansible), group, "-i", str(INVENTORY), "-m", "ansible.builtin.debug",
+         "-a", "msg={{ %s | to_json }}" % expr],
+        cwd="/", env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"cannot read the lab inventory:\n{proc.stdout}\n{proc.stderr}"
+    hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
+    return {h: json.loads(r["msg"]) if isinstance(r["msg"], str) else r["msg"] for h, r in hosts.items()}
+
+
+SPM_ENABLED = any(inventory_values("all", "spm_enabled | default(false) | bool").values())
+pytestmark = pytest.mark.skipif(not SPM_ENABLED, reason="spm_enabled is false in the lab inventory")
+
+PROMETHEUS_HOST = sorted(inventory_values("prometheus", "inventory_hostname"))[0] if SPM_ENABLED else None
+QUERY_HOST = sorted(inventory_values("jaeger_query", "inventory_hostname"))[0] if SPM_ENABLED else None
+COLLECTOR_HOST = sorted(inventory_values("otel_collector", "inventory_hostname"))[0] if SPM_ENABLED else None
+
+
+def addr(host):
+    return INVENTORY_HOSTS[host]["addr"]
+
+
+def prometheus_query(promql):
+    url = f"http://{addr(PROMETHEUS_HOST)}:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    status, body = http_get(url)
+    assert status == 200, f"Prometheus answered {status}: {body[:300]}"
+    return json.loads(body)["data"]["result"]
+
+
+def jaeger_metrics(kind, **params):
+    query = {"service": "app-a", "lookback": 900000, "step": 15000, "ratePer": 60000, **params}
+    url = f"http://{addr(QUERY_HOST)}:16686/api/metrics/{kind}?" + urllib.parse.urlencode(query)
+    status, body = http_get(url, timeout=30)
+    assert status == 200, f"jaeger-query {kind} answered {status}: {body[:300]}"
+    return json.loads(body)
+
+
+def point_values(family):
+    """Every numeric value of a metrics API answer (one family, several series)."""
+    values = []
+    for series in family.get("metrics") or []:
+        for point in series.get("metricPoints") or []:
+            gauge = point.get("gaugeValue") or {}
+            if "doubleValue" in gauge:
+                values.append(float(gauge["doubleValue"]))
+    return values
+
+
+def wait_until(what, check, timeout=METRICS_WAIT, interval=5):
+    """Polls check() until it returns a truthy value or the timeout passes (then fails)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = check()
+        except AssertionError as err:  # not there yet (e.g. 503 during a restart)
+            last = err
+        if last and not isinstance(last, AssertionError):
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout}s (last: {last!r})")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def load():
+    """Runs the bounded load on the lab apps, then 10 more /error_test calls on each app."""
+    apps = [f"http://{INVENTORY_HOSTS[h]['addr']}:8000" for h in sorted(INVENTORY_HOSTS)
+            if INVENTORY_HOSTS[h]["apps"]]
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "load.sh"), "-n", "2", "-t", "150", "-p", "1", *apps],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, f"load.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    assert " 200 " in proc.stdout.replace("\n", " "), proc.stdout
+    for base in apps:
+        for _ in range(10):
+            status, _body = http_get(f"{base}/error_test")
+            assert status == 500
+    return proc.stdout
+
+
+def test_prometheus_runs_as_its_own_user(hosts):
+    host = hosts[PROMETHEUS_HOST]
+    service = host.service("prometheus")
+    assert service.is_running and service.is_enabled
+    user = host.check_output("systemctl show -p User --value prometheus")
+    assert user == "prometheus"
+    assert host.check_output("ps -o user= -C prometheus").split()[0] == "prometheus"
+
+
+def test_prometheus_config_passes_promtool(hosts):
+    out = hosts[PROMETHEUS_HOST].run("promtool check config /etc/prometheus/prometheus.yml")
+    assert out.rc == 0, out.stderr + out.stdout
+
+
+def test_prometheus_scrapes_the_collector(load):
+    collector = f"{addr(COLLECTOR_HOST)}:8889"
+
+    def up():
+        result = prometheus_query('up{job="aggregated-trace-metrics"}')
+        return [r for r in result if r["metric"].get("instance") == collector and r["value"][1] == "1"]
+
+    wait_until(f"Prometheus scraping {collector}", up)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_calls_total_per_service(load, service):
+    result = wait_until(
+        f"{CALLS} for {service}",
+        lambda: prometheus_query(f'{CALLS}{{service_name="{service}"}}'),
+    )
+    labels = result[0]["metric"]
+    # The dimensions the Monitor tab queries by.
+    for label in ("span_name", "span_kind", "status_code"):
+        assert label in labels, labels
+
+
+def test_duration_histogram_has_the_jaeger_name(load):
+    wait_until(
+        "traces_span_metrics_duration_milliseconds_bucket",
+        lambda: prometheus_query('traces_span_metrics_duration_milliseconds_bucket{service_name="app-a"}'),
+    )
+
+
+def test_jaeger_monitor_calls(load):
+    family = wait_until("jaeger-query calls for app-a",
+                        lambda: point_values(jaeger_metrics("calls")) and jaeger_metrics("calls"))
+    assert family["name"] == "service_call_rate"
+    assert any(v > 0 for v in point_values(family))
+
+
+def test_jaeger_monitor_latencies(load):
+    family = wait_until("jaeger-query p95 latencies for app-a",
+                        lambda: point_values(jaeger_metrics("latencies", quantile=0.95))
+                        and jaeger_metrics("latencies", quantile=0.95))
+    assert family["name"] == "service_latencies"
+
+
+def test_jaeger_monitor_errors_after_error_test(load):
+    values = wait_until("a non-zero error rate for app-a",
+                        lambda: [v for v in point_values(jaeger_metrics("errors")) if v > 0])
+    assert max(values) <= 1.0  # a fraction of the calls
+
+
+def test_ui_shows_the_monitor_menu():
+    status, body = http_get(f"http://{addr(QUERY_HOST)}:16686/search")
+    assert status == 200
+    compact = body.replace(" ", "").replace("\n", "")
+    assert '"monitor":{"menuEnabled":true}' in compact, "UI config without the Monitor menu"
