@@ -187,15 +187,16 @@ def lab_cassandra():
 
 
 @pytest.fixture(scope="module")
-def report(request):
-    """Totals, printed once at the end of the module."""
-    yield STATS
+def report():
+    """Totals over the module's tests (printed by the last test)."""
+    return STATS
+
+
+def totals_line():
     times = STATS["visible_s"]
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    if times and terminal is not None:
-        terminal.write_line(
-            f"\npipeline: {STATS['traces']} traces, {STATS['spans']} spans checked; request -> visible "
-            f"in jaeger-query: min {min(times):.1f} s, max {max(times):.1f} s")
+    seen = (f"; request -> visible in jaeger-query: min {min(times):.1f} s, max {max(times):.1f} s"
+            if times else "")
+    return f"pipeline totals: {STATS['traces']} traces, {STATS['spans']} spans checked{seen}"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -251,4 +252,5 @@ def test_burst_survives_jaeger_collector_outage(hosts, ssh_key, report, capsys):
     with capsys.disabled():
         print(f"\n[burst] {arrived}/{BURST} traces ({spans} spans) sent while jaeger-collector was down "
               f"arrived {time.monotonic() - restarted:.1f} s after it started again")
+        print(totals_line())
     assert not pending, f"{len(pending)} of {BURST} traces never arrived: {sorted(pending)[:5]}"
