@@ -77,7 +77,7 @@ fetch_jars() {
 </project>
 POM
   log "fetching cassandra-all $LAB_CASSANDRA_VERSION and its dependencies (Maven Central)"
-  rm -rf "$CASSANDRA_CACHE/lib"
+  rm -rf "${CASSANDRA_CACHE:?}/lib" "$CASSANDRA_CACHE/lib.new"
   mkdir -p "$CASSANDRA_CACHE"
   mvn -q -B -f "$WORK/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
     -DoutputDirectory="$CASSANDRA_CACHE/lib.new" >"$WORK/mvn.log" 2>&1 ||
