@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints the Ansible code: ansible-lint (production profile, ansible/.ansible-lint) over ansible/,
-# then `ansible-playbook --syntax-check` of site.yml against each inventory.
+# a check that each role's argument specs and defaults list the same variables, then
+# `ansible-playbook --syntax-check` of site.yml against each inventory.
 # Prints one result line; exits non-zero when anything fails.
 set -euo pipefail
 
@@ -27,6 +28,34 @@ run_stage() {  # run_stage <name> <command...>: runs a check, records a failure,
   fi
 }
 
+# Every role documents exactly the variables it defaults: defaults/main.yml and the main entry
+# point of meta/argument_specs.yml must list the same names.
+check_argument_specs() {
+  python - roles <<'PY'
+import pathlib
+import sys
+
+import yaml
+
+bad = 0
+for role in sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if (p / "tasks").is_dir()):
+    defaults_file, specs_file = role / "defaults/main.yml", role / "meta/argument_specs.yml"
+    if not specs_file.exists():
+        print(f"  {role.name}: no meta/argument_specs.yml")
+        bad += 1
+        continue
+    defaults = set((yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {})
+    options = set(yaml.safe_load(specs_file.read_text())["argument_specs"]["main"].get("options") or {})
+    for name in sorted(defaults - options):
+        print(f"  {role.name}: {name} has a default but no entry in meta/argument_specs.yml")
+        bad += 1
+    for name in sorted(options - defaults):
+        print(f"  {role.name}: {name} is in meta/argument_specs.yml but not in defaults/main.yml")
+        bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
 main() {
   local venv_bin
   venv_bin=$("$ROOT/scripts/venv.sh" | tail -1)
@@ -35,6 +64,7 @@ main() {
   export ANSIBLE_CONFIG="$ROOT/ansible/ansible.cfg"
 
   run_stage "ansible-lint" ansible-lint --nocolor
+  run_stage "argument specs = defaults" check_argument_specs
   local inv
   for inv in "${INVENTORIES[@]}"; do
     run_stage "syntax-check ($inv)" \
@@ -42,7 +72,7 @@ main() {
   done
 
   if [ "${#failures[@]}" -eq 0 ]; then
-    echo "lint: OK (ansible-lint production, syntax-check: ${INVENTORIES[*]})"
+    echo "lint: OK (ansible-lint production, argument specs = defaults, syntax-check: ${INVENTORIES[*]})"
   else
     echo "lint: FAILED: ${failures[*]}"
     return 1
