@@ -66,13 +66,14 @@ parse_args() {
 }
 
 inventory_targets() {  # base URLs of the apps group of an inventory (addresses rendered by ansible)
-  local venv_bin out
-  venv_bin=$("$ROOT/scripts/venv.sh" | tail -1)
+  local venv_bin out inventory
+  inventory=$(realpath -e "$INVENTORY") || die "no inventory at $INVENTORY"
+  venv_bin=$("$ROOT/scripts/venv.sh" 2>/dev/null | tail -1)
   out=$(cd / && ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json \
-    "$venv_bin/ansible" apps -i "$INVENTORY" -m ansible.builtin.debug \
+    "$venv_bin/ansible" apps -i "$inventory" -m ansible.builtin.debug \
     -a 'msg={{ ansible_host | default(inventory_hostname) }}:{{ app_port | default(8000) }}') \
     || die "cannot read the apps group of $INVENTORY"
-  python3 -c '
+  "$venv_bin/python" -c '
 import json, sys
 for res in json.load(sys.stdin)["plays"][0]["tasks"][0]["hosts"].values():
     print("http://" + res["msg"])' <<<"$out"
