@@ -17,7 +17,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=../ansible/lab/lab.env
+# shellcheck source-path=SCRIPTDIR source=../ansible/lab/lab.env
 . "$ROOT/ansible/lab/lab.env"
 
 # endpoint concurrency repetitions (the original's siege -c/-r per endpoint)
