@@ -3,6 +3,7 @@
 The tests talk to the real hosts; each one fails when the deployment is wrong.
 """
 import json
+import os
 import re
 import secrets
 import time
@@ -14,7 +15,7 @@ from conftest import env_file, http_get, ssh
 PORT = 8000
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
-REBOOT_HOST = "node2"
+REBOOT_HOST = os.environ.get("LAB_REBOOT_HOST", "node2")
 REBOOT_TIMEOUT = 240
 LOG_WAIT = 30  # seconds for a log line to reach the file
 
