@@ -7,6 +7,9 @@ roles' templates with Ansible for the Vagrant inventory (both switches on) on th
   loopback with LOG_FILE set (spans exported to a local sink), serves /, /chain and /error_test
   (stack trace), and the regexes are applied to its log file with Python's re (the regexes keep
   to the subset RE2 and Python share);
+- the Alloy config (log_shipper: alloy) is well-formed Alloy syntax (a small tokenizer: balanced
+  blocks, valid string literals) and ships the same files with the same labels and regexes as
+  Promtail's;
 - the Grafana datasource uids and links cross-reference (Jaeger -> Loki by trace id and service
   name, Loki's derived field trace_id=(\\w+) -> Jaeger) and point at the inventory's hosts;
 - the dashboard JSON is valid and every PromQL query names metrics (and labels) the collector's
@@ -48,6 +51,7 @@ RENDER = {
     ]),
     "otel_collector": ("otel_collector", ["etc/otel-collector/config.yaml.j2"]),
     "prometheus": ("prometheus", ["etc/prometheus/prometheus.yml.j2"]),
+    "alloy": ("promtail", ["etc/alloy/config.alloy.j2", "systemd/alloy.service.j2"]),
 }
 # Python-only regex syntax that RE2 (Promtail, Grafana) rejects.
 NOT_RE2 = [r"(?=", r"(?!", r"(?<=", r"(?<!", r"(?>", r"\1", r"(?P="]
@@ -100,7 +104,7 @@ YAML_FILES = ["etc/loki/config.yaml", "etc/promtail/config.yaml",
               "etc/grafana/provisioning/datasources/datasources.yaml",
               "etc/grafana/provisioning/dashboards/dashboards.yaml",
               "etc/otel-collector/config.yaml", "etc/prometheus/prometheus.yml"]
-UNITS = {"loki": "loki", "promtail": "promtail", "grafana": "grafana"}
+UNITS = {"loki": "loki", "promtail": "promtail", "grafana": "grafana", "alloy": "alloy"}
 
 
 @pytest.mark.parametrize("path", YAML_FILES)
@@ -412,3 +416,72 @@ def test_dashboard_provider_points_at_the_dashboard_folder(rendered):
     _, f = one(rendered, "etc/grafana/provisioning/dashboards/dashboards.yaml")
     (provider,) = load_yaml(f)["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"
+
+
+# ---- Alloy (log_shipper: alloy) -----------------------------------------------------------------
+
+ALLOY_TOKEN = re.compile(r'\s+|//[^\n]*|"(?:[^"\\\n]|\\.)*"|[{}\[\](),=.]|[A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?')
+
+
+def alloy_tokens(text):
+    """Tokens of an Alloy config (comments and blanks dropped); fails on anything else."""
+    pos, out = 0, []
+    while pos < len(text):
+        m = ALLOY_TOKEN.match(text, pos)
+        assert m, f"not Alloy syntax at {text[pos:pos + 40]!r}"
+        tok = m.group()
+        if not tok.isspace() and not tok.startswith("//"):
+            out.append(json.loads(tok) if tok.startswith('"') else tok)
+            if tok.startswith('"'):
+                out[-1] = ("str", out[-1])
+        pos = m.end()
+    return out
+
+
+def alloy_blocks(tokens):
+    """Checks bracket balance; returns {(block, label): {attribute: first value token}}."""
+    stack, blocks, path = [], {}, []
+    for i, tok in enumerate(tokens):
+        if tok in ("{", "[", "("):
+            stack.append(tok)
+            if tok == "{" and i >= 1:
+                label = tokens[i - 1][1] if isinstance(tokens[i - 1], tuple) else None
+                j = i - 2 if label else i - 1
+                name = []
+                while j >= 0 and not isinstance(tokens[j], tuple) and (tokens[j] == "." or re.fullmatch(r"[A-Za-z_]\w*", tokens[j])):
+                    name.insert(0, tokens[j])
+                    j -= 1
+                path.append(("".join(name), label))
+        elif tok in ("}", "]", ")"):
+            opening = stack.pop()
+            assert {"}": "{", "]": "[", ")": "("}[tok] == opening, "unbalanced brackets"
+            if tok == "}":
+                path.pop()
+        elif tok == "=" and path:
+            blocks.setdefault(path[0], {}).setdefault(tokens[i - 1] if not isinstance(tokens[i - 1], tuple) else tokens[i - 1][1], tokens[i + 1])
+    assert not stack, "unclosed brackets"
+    return blocks
+
+
+def test_alloy_config_is_well_formed_and_ships_what_promtail_ships(rendered):
+    promtail = promtail_configs(rendered)
+    alloy = hosts_of(rendered, "etc/alloy/config.alloy")
+    assert set(alloy) == set(promtail)
+    for host, f in alloy.items():
+        tokens = alloy_tokens(f.read_text())
+        blocks = alloy_blocks(tokens)
+        strings = [t[1] for t in tokens if isinstance(t, tuple)]
+        pcfg = promtail[host]
+        assert ("loki.write", "loki") in blocks
+        assert pcfg["clients"][0]["url"] in strings
+        for job in pcfg["scrape_configs"]:
+            labels = job["static_configs"][0]["labels"]
+            ident = re.sub(r"[^A-Za-z0-9_]", "_", job["job_name"])
+            for block in ("local.file_match", "loki.source.file", "loki.process"):
+                assert (block, ident) in blocks, f"{host}: no {block} {ident!r}"
+            for key in ("__path__", "host", "service_name", "job"):
+                i = strings.index(key)
+                assert strings[i + 1] == labels[key], f"{host}: {key}"
+            multiline = stage(job["pipeline_stages"], "multiline")
+            assert multiline["firstline"] in strings
+            assert stage(job["pipeline_stages"], "regex")["expression"] in strings
