@@ -4,9 +4,11 @@ For each of the four modes in turn: deploy with `-e tracing_mode=<mode>` (ansibl
 send GET /chain to app-a with a fresh W3C traceparent, poll jaeger-query's HTTP API until the
 trace is there (bounded), and check it: spans of all three services, the CLIENT -> SERVER parent
 links of the chain, at least the 7 spans of the original demo's chain, and the same trace id in
-the log files of every app host. Then, with the apps sending to the OpenTelemetry Collector:
-stop jaeger-collector, send a bounded burst of /chain, start jaeger-collector again and check
-that every trace of the burst arrives (the collector's persistent queue and retries).
+the log files of every app host; and that switching MODE restarted none of otel-collector,
+jaeger-collector and jaeger-query (only the apps follow MODE). Then, with the apps sending to
+the OpenTelemetry Collector: stop jaeger-collector, send a bounded burst of /chain, start
+jaeger-collector again and check that every trace of the burst arrives (the collector's
+persistent queue and retries).
 
 Slow (one full deployment per mode). Run after ansible/lab/up.sh and a first deployment:
     $LAB_CACHE/venv/bin/pytest ansible/tests/test_pipeline.py
@@ -41,6 +43,10 @@ MODES = [m for m in os.environ.get(
     "PIPELINE_MODES", "jaeger-grpc,jaeger-http,otel-collector-http,otel-collector-grpc").split(",") if m]
 REPO = ANSIBLE_DIR.parent
 STATS = {"traces": 0, "spans": 0, "visible_s": []}
+# Pipeline units and the group whose hosts run them: a MODE change must not restart them.
+PIPELINE_UNITS = {"otel-collector": "otel_collector", "jaeger-collector": "jaeger_collector",
+                  "jaeger-query": "jaeger_query"}
+LAST_INVOCATIONS = {}
 
 
 def inventory_groups():
@@ -91,6 +97,17 @@ def deploy(mode):
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
     assert proc.returncode == 0, f"deploy with tracing_mode={mode} failed:\n{tail}"
     return time.monotonic() - start
+
+
+def pipeline_invocations(ssh_key):
+    """{(host, unit): systemd InvocationID} of the pipeline's units (changes on every restart)."""
+    found = {}
+    for unit, group in PIPELINE_UNITS.items():
+        for host in GROUPS.get(group, []):
+            res = ssh(addr(host), ssh_key, f"systemctl show --property=InvocationID --value {unit}.service")
+            assert res.returncode == 0 and res.stdout.strip(), f"{unit} on {host}: {res.stdout}{res.stderr}"
+            found[(host, unit)] = res.stdout.strip()
+    return found
 
 
 def send_chain():
@@ -200,8 +217,15 @@ def totals_line():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_mode_end_to_end(mode, hosts, report, capsys):
+def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     took = deploy(mode)
+    # Only the apps follow MODE: after the first deployment of this run, switching it must leave
+    # the collectors and jaeger-query running as they were (same systemd invocation).
+    invocations = pipeline_invocations(ssh_key)
+    restarted = sorted(f"{u} on {h}" for (h, u), i in invocations.items()
+                       if LAST_INVOCATIONS and LAST_INVOCATIONS.get((h, u)) != i)
+    LAST_INVOCATIONS.update(invocations)
+    assert not restarted, f"switching to MODE={mode} restarted {restarted}"
     for name, v in INVENTORY_HOSTS.items():
         for app in v["apps"]:
             assert env_file(hosts[name], app)["MODE"] == mode, f"{app} on {name} did not get MODE={mode}"
