@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-20s}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
-HEAP_OPTS=${BENCH_HEAP_OPTS:--Xms64m -Xmx128m}   # app role defaults: app_heap_min / app_heap_max
+HEAP_OPTS=${BENCH_HEAP_OPTS:--Xms64m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}  # the app role's defaults (heap + app_java_opts_extra)
 BASE_PORT=${BENCH_BASE_PORT:-18100}
 SINK_PORT=$((BASE_PORT + 18))
 WORK=$(mktemp -d)
