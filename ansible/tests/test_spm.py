@@ -5,9 +5,13 @@ After a bounded load (scripts/load.sh: the original's endpoint mix, plus /error_
 Prometheus must hold traces_span_metrics_calls_total for app-a, app-b and app-c, and
 jaeger-query's /api/metrics/{calls,latencies,errors} must return series for app-a, the error
 series non-zero. Every wait is bounded. Skipped when the lab inventory has spm_enabled false.
+
+With LAB_SWITCH_TEST=1 it also switches spm_enabled off and on again by redeploying the lab
+(about 4 minutes) and checks that only the SPM parts change and a further run changes nothing.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -179,3 +183,49 @@ def test_ui_shows_the_monitor_menu():
     assert status == 200
     compact = body.replace(" ", "").replace("\n", "")
     assert '"monitor":{"menuEnabled":true}' in compact, "UI config without the Monitor menu"
+
+
+def deploy(*args):
+    """Runs ansible/lab/deploy.sh; returns {host: changed count} and the changed task names."""
+    proc = subprocess.run([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, f"deploy.sh {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
+    tasks, current = set(), None
+    for line in proc.stdout.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            current = line.split("[", 1)[1].split("]", 1)[0]
+        elif line.startswith("changed:") and current:
+            tasks.add(current)
+    return {h: int(c) for h, c in recap.items()}, tasks
+
+
+@pytest.mark.skipif(os.environ.get("LAB_SWITCH_TEST") != "1",
+                    reason="redeploys the lab twice (about 4 minutes): set LAB_SWITCH_TEST=1")
+def test_switching_spm_off_and_on_converges(hosts):
+    """spm_enabled false: only the SPM parts change (Prometheus stopped and disabled, collector
+    and jaeger-query without SPM settings); true again restores them, and a further run is a
+    no-op for every host."""
+    spm_parts = {
+        "otel_collector : Render the collector config (validated by otelcol-contrib before it replaces the live one)",
+        "otel_collector : Restart otel-collector",
+        "jaeger : Render the UI config of jaeger-query (Monitor menu when spm is on)",
+        "jaeger : Render and validate the config of jaeger-query",
+        "jaeger : Restart jaeger-query",
+    }
+    try:
+        _, changed = deploy("-e", "spm_enabled=false")
+        assert changed <= spm_parts | {"prometheus : Stop and disable prometheus"}, changed
+        prom = hosts[PROMETHEUS_HOST].service("prometheus")
+        assert not prom.is_running and not prom.is_enabled
+        query = hosts[QUERY_HOST]
+        assert '"menuEnabled": false' in query.file("/etc/jaeger/ui.json").content_string
+        assert "span_metrics" not in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
+    finally:
+        _, changed = deploy()
+    assert changed <= spm_parts | {"prometheus : Enable and start prometheus"}, changed
+    prom = hosts[PROMETHEUS_HOST].service("prometheus")
+    assert prom.is_running and prom.is_enabled
+    assert "span_metrics" in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
+    counts, changed = deploy()
+    assert not any(counts.values()), f"second run changed: {changed}"
