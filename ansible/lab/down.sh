@@ -82,7 +82,7 @@ report_leftovers() {
   ip netns list 2>/dev/null | grep -q "^$LAB_NETNS_PREFIX" && left+=("netns")
   ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 && left+=("bridge $LAB_BRIDGE")
   grep -qE " ($LAB_CACHE|$LAB_STATE)[/ ]" /proc/mounts && left+=("mounts")
-  pgrep -x systemd-nspawn >/dev/null && left+=("systemd-nspawn processes")
+  pgrep -f "systemd-nspawn .*--directory=$LAB_CACHE/rootfs/" >/dev/null && left+=("systemd-nspawn processes")
   for r in $(cgroup_roots); do [[ ! -d $r/$LAB_CGROUP_NAME ]] || left+=("cgroup $r/$LAB_CGROUP_NAME"); done
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
   log "nothing left behind"

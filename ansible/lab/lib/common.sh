@@ -95,7 +95,7 @@ lab_ssh() {
 # cgroup it was started in: without this the three containers' systemds would share one cgroup
 # tree (stopping a unit in one killed or waited for processes of another), and down.sh could
 # not find what a killed nspawn left behind.
-LAB_CGROUP_NAME=helidon-otel-lab
+LAB_CGROUP_NAME=${LAB_CGROUP_NAME:-helidon-otel-lab}  # overridable: two labs side by side
 cgroup_roots() {
   if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
     echo /sys/fs/cgroup
