@@ -6,7 +6,7 @@
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
 #   4 lab        lab-up, deploy, deploy again (must report changed=0 everywhere)
 #   5 verify     pytest on the lab: units, users, ports, /chain, log correlation, reboot,
-#                and the tracing pipeline in all four modes (ansible/tests)
+#                the tracing pipeline in all four modes, SPM and its on/off switch (ansible/tests)
 #   6 lab-down   always, pass or fail
 # Prints "<stage>: N passed, N failed" per stage, then the total, and exits non-zero on failure.
 # TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
@@ -110,7 +110,9 @@ stage_lab() {
 stage_verify() {
   say "5 verify: pytest on the lab (ansible/tests)"
   local start=$SECONDS rc=0 passed failed
-  (cd ansible/tests && "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" .) || rc=$?
+  # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
+  (cd ansible/tests && LAB_SWITCH_TEST=${LAB_SWITCH_TEST:-1} \
+     "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" .) || rc=$?
   read -r passed failed < <(python3 - "$LOGS/pytest.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
