@@ -3,6 +3,7 @@ package io.github.helidonotel.demo;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 
+import io.helidon.common.media.type.MediaTypes;
 import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
@@ -10,8 +11,8 @@ import io.helidon.webserver.http.ServerRequest;
 import io.helidon.webserver.http.ServerResponse;
 
 import io.opentelemetry.api.trace.Span;
-import jakarta.json.Json;
 import jakarta.json.JsonObject;
+import jakarta.json.spi.JsonProvider;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,6 +29,11 @@ final class DemoService implements HttpService {
     private static final List<Status> RANDOM_STATUSES = List.of(Status.OK_200, Status.OK_200,
             MULTIPLE_CHOICES, Status.BAD_REQUEST_400, Status.INTERNAL_SERVER_ERROR_500);
     private static final int MAX_RANDOM_SLEEP_SECONDS = 5;
+    /**
+     * Looked up once: each static {@code Json.createObjectBuilder()} call looks the provider up
+     * again with a ServiceLoader scan of the class path, which took most of a request's CPU time.
+     */
+    private static final JsonProvider JSON = JsonProvider.provider();
 
     @Override
     public void routing(HttpRules rules) {
@@ -42,7 +48,7 @@ final class DemoService implements HttpService {
 
     private void root(ServerRequest req, ServerResponse res) {
         LOGGER.error("Hello World");
-        res.send(Json.createObjectBuilder().add("Hello", "World").build());
+        res.send(JSON.createObjectBuilder().add("Hello", "World").build());
     }
 
     private void item(ServerRequest req, ServerResponse res) {
@@ -52,16 +58,16 @@ final class DemoService implements HttpService {
             itemId = Integer.parseInt(rawId);
         } catch (NumberFormatException e) {
             // FastAPI answered a non-integer path parameter with 422 and a detail naming it.
-            res.status(UNPROCESSABLE_ENTITY).send(Json.createObjectBuilder()
-                    .add("detail", Json.createArrayBuilder().add(Json.createObjectBuilder()
-                            .add("loc", Json.createArrayBuilder().add("path").add("item_id"))
+            res.status(UNPROCESSABLE_ENTITY).send(JSON.createObjectBuilder()
+                    .add("detail", JSON.createArrayBuilder().add(JSON.createObjectBuilder()
+                            .add("loc", JSON.createArrayBuilder().add("path").add("item_id"))
                             .add("msg", "value is not a valid integer")
                             .add("input", rawId)))
                     .build());
             return;
         }
         LOGGER.info("items");
-        var body = Json.createObjectBuilder().add("item_id", itemId);
+        var body = JSON.createObjectBuilder().add("item_id", itemId);
         req.query().first("q").ifPresentOrElse(q -> body.add("q", q), () -> body.addNull("q"));
         res.send(body.build());
     }
@@ -104,12 +110,12 @@ final class DemoService implements HttpService {
     }
 
     static JsonObject pathBody(String path) {
-        return Json.createObjectBuilder().add("path", path).build();
+        return JSON.createObjectBuilder().add("path", path).build();
     }
 
     /** The original returned bare strings, which FastAPI encodes as a JSON string. */
     private static void sendJsonString(ServerResponse res, String text) {
-        res.headers().contentType(io.helidon.common.media.type.MediaTypes.APPLICATION_JSON);
-        res.send(Json.createValue(text).toString());
+        res.headers().contentType(MediaTypes.APPLICATION_JSON);
+        res.send(JSON.createValue(text).toString());
     }
 }
