@@ -12,6 +12,7 @@ import io.helidon.tracing.providers.opentelemetry.HelidonOpenTelemetry;
 
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.baggage.propagation.W3CBaggagePropagator;
+import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator;
 import io.opentelemetry.context.propagation.ContextPropagators;
@@ -23,7 +24,7 @@ import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.export.BatchSpanProcessor;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
-import io.opentelemetry.semconv.resource.attributes.ResourceAttributes;
+import io.opentelemetry.semconv.ServiceAttributes;
 
 /**
  * The OpenTelemetry SDK of one service instance, assembled in code in one place: resource, OTLP
@@ -31,6 +32,8 @@ import io.opentelemetry.semconv.resource.attributes.ResourceAttributes;
  * propagation. Application code only sees the API; Helidon gets the SDK wrapped as its tracer.
  */
 public final class Telemetry implements AutoCloseable {
+    /** Still incubating in the semantic conventions, so not in the stable semconv artifact. */
+    private static final AttributeKey<String> HOST_NAME = AttributeKey.stringKey("host.name");
     private static final Duration EXPORT_TIMEOUT = Duration.ofSeconds(10);
     /** Bounded wait at shutdown for queued spans to be exported. */
     private static final Duration SHUTDOWN_TIMEOUT = Duration.ofSeconds(15);
@@ -100,10 +103,10 @@ public final class Telemetry implements AutoCloseable {
 
     private static Resource resource(String serviceName, String serviceVersion) {
         return Resource.getDefault().merge(Resource.create(Attributes.of(
-                ResourceAttributes.SERVICE_NAME, serviceName,
-                ResourceAttributes.SERVICE_VERSION, serviceVersion,
-                ResourceAttributes.HOST_NAME, hostName(),
-                ResourceAttributes.SERVICE_INSTANCE_ID, UUID.randomUUID().toString())));
+                ServiceAttributes.SERVICE_NAME, serviceName,
+                ServiceAttributes.SERVICE_VERSION, serviceVersion,
+                HOST_NAME, hostName(),
+                ServiceAttributes.SERVICE_INSTANCE_ID, UUID.randomUUID().toString())));
     }
 
     private static String hostName() {
