@@ -5,21 +5,10 @@
 # cached base tree, the apt cache and the artifacts. Safe to run when nothing is up.
 # The logs of the run (containers' consoles, helpers) are kept in $LAB_CACHE/logs/last-run.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-# shellcheck source=lib/common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/host.sh
-. "$LAB_DIR/lib/host.sh"
-# shellcheck source=lib/rootfs.sh
-. "$LAB_DIR/lib/rootfs.sh"
-# shellcheck source=lib/nodes.sh
-. "$LAB_DIR/lib/nodes.sh"
+# shellcheck source=lib/lab.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/lab.sh"
 
-on_exit() {
-  local rc=$?
-  ((rc == 0)) || log "down.sh failed (exit $rc): something may be left; run it again" >&2
-}
-trap on_exit EXIT
+report_failure "something may be left; run it again"
 
 stop_hosts() {
   local host

@@ -5,21 +5,10 @@
 # Idempotent: a second run leaves running hosts alone. On failure it exits non-zero and leaves
 # the cleanup to down.sh (make test's trap runs it). Settings: lab.env.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-# shellcheck source=lib/common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/host.sh
-. "$LAB_DIR/lib/host.sh"
-# shellcheck source=lib/rootfs.sh
-. "$LAB_DIR/lib/rootfs.sh"
-# shellcheck source=lib/nodes.sh
-. "$LAB_DIR/lib/nodes.sh"
+# shellcheck source=lib/lab.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/lab.sh"
 
-on_exit() {
-  local rc=$?
-  ((rc == 0)) || log "up.sh failed (exit $rc); run ansible/lab/down.sh to clean up" >&2
-}
-trap on_exit EXIT
+report_failure "run ansible/lab/down.sh to clean up"
 
 prepare_hosts() {
   local host
