@@ -12,7 +12,7 @@
 # TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 # shellcheck source=../ansible/lab/lab.env
 . ansible/lab/lab.env
 STAGES=${TEST_STAGES:-maven lint artifacts lab verify}
@@ -46,17 +46,23 @@ stage_prerequisites() {
   echo "venv: $VENV_BIN"
 }
 
-# Counts of Surefire + Failsafe reports: "<passed> <failed>".
-maven_counts() {
-  python3 - "$ROOT/app/target" <<'PY'
-import glob, sys, xml.etree.ElementTree as ET
-tests = failed = 0
-for path in glob.glob(sys.argv[1] + "/surefire-reports/TEST-*.xml") + glob.glob(sys.argv[1] + "/failsafe-reports/TEST-*.xml"):
-    suite = ET.parse(path).getroot()
-    tests += int(suite.get("tests", 0)); skipped = int(suite.get("skipped", 0))
-    bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    failed += bad; tests -= skipped
-print(tests - failed, failed)
+# Passed and failed test counts of JUnit XML reports (Surefire, Failsafe, pytest's --junitxml):
+# "<passed> <failed>". Skipped tests count as neither; a missing or unreadable report as 1 failure.
+junit_counts() {  # junit_counts <report>...
+  python3 - "$@" <<'PY'
+import sys, xml.etree.ElementTree as ET
+passed = failed = 0
+for path in sys.argv[1:]:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        failed += 1
+        continue
+    for suite in [root] if root.tag == "testsuite" else list(root):
+        bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        passed += int(suite.get("tests", 0)) - int(suite.get("skipped", 0)) - bad
+        failed += bad
+print(passed, failed)
 PY
 }
 
@@ -66,7 +72,7 @@ stage_maven() {
   rm -rf app/target/surefire-reports app/target/failsafe-reports
   scripts/build-app.sh verify >"$LOGS/maven.log" 2>&1 || rc=$?
   grep -E "Tests run:|BUILD|ERROR\]" "$LOGS/maven.log" | tail -15
-  read -r passed failed < <(maven_counts)
+  read -r passed failed < <(junit_counts app/target/surefire-reports/TEST-*.xml app/target/failsafe-reports/TEST-*.xml)
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # build broke outside the tests
   record maven "$passed" "$failed" $((SECONDS - start))
 }
@@ -113,18 +119,7 @@ stage_verify() {
   # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
   (cd ansible/tests && LAB_SWITCH_TEST=${LAB_SWITCH_TEST:-1} \
      "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" .) || rc=$?
-  read -r passed failed < <(python3 - "$LOGS/pytest.xml" <<'PY'
-import sys, xml.etree.ElementTree as ET
-try:
-    root = ET.parse(sys.argv[1]).getroot()
-except Exception:
-    print(0, 1); sys.exit()
-suites = [root] if root.tag == "testsuite" else list(root)
-t = sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in suites)
-f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
-print(t - f, f)
-PY
-)
+  read -r passed failed < <(junit_counts "$LOGS/pytest.xml")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
   record verify "$passed" "$failed" $((SECONDS - start))
 }
