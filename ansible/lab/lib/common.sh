@@ -33,6 +33,19 @@ run_stage() {
   return "$rc"
 }
 
+# terminate PID SECONDS WHAT: SIGTERM, wait up to SECONDS for PID to exit, then SIGKILL (WHAT names
+# it in the warning).
+terminate() {
+  local pid=$1 seconds=$2 what=$3 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < seconds * 5; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  warn "$what did not exit within $seconds s of SIGTERM; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 require_root() { ((EUID == 0)) || die "the lab needs root (network namespaces, mounts, nspawn)"; }
 
 # Per-host paths. The tree a container boots is an overlay: the shared base tree below, the

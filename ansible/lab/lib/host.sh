@@ -131,18 +131,9 @@ start_artifact_mirror() {
 
 # stop_daemon NAME: SIGTERM, bounded wait, SIGKILL; removes the pid file.
 stop_daemon() {
-  local name=$1 pid i
+  local name=$1
   if pid_alive "$LAB_STATE/$name.pid"; then
-    pid=$(<"$LAB_STATE/$name.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      warn "$name (pid $pid) ignored SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    terminate "$(<"$LAB_STATE/$name.pid")" 10 "$name"
     log "stopped $name"
   fi
   rm -f "$LAB_STATE/$name.pid"

@@ -89,19 +89,10 @@ wait_hosts_ready() {
 # stop_host HOST: SIGTERM to the supervisor, which passes it to systemd-nspawn: the container
 # powers off in order. Waits (bounded), then kills what is left.
 stop_host() {
-  local host=$1 pidfile pid nspawn_pid i r
+  local host=$1 pidfile nspawn_pid r
   pidfile=$(supervisor_pidfile "$host")
   if pid_alive "$pidfile" supervise.sh; then
-    pid=$(<"$pidfile")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 120; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      warn "$host: no orderly poweroff within 60 s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    terminate "$(<"$pidfile")" 60 "$host (its orderly poweroff)"
   fi
   if pid_alive "$LAB_STATE/$host.nspawn.pid" systemd-nspawn; then
     nspawn_pid=$(<"$LAB_STATE/$host.nspawn.pid")
