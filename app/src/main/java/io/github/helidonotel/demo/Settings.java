@@ -20,6 +20,8 @@ import java.util.Optional;
  * @param logFile         file that log lines also go to, if set
  * @param exportDelay     longest time a finished span waits in the batch before export
  *                        ({@code OTEL_BSP_SCHEDULE_DELAY} in milliseconds, the SDK's standard name)
+ * @param exportQueueSize spans that may wait for export; more are dropped ({@code OTEL_BSP_MAX_QUEUE_SIZE})
+ * @param exportBatchSize spans sent in one export request ({@code OTEL_BSP_MAX_EXPORT_BATCH_SIZE})
  */
 public record Settings(ExportMode mode,
                        Optional<URI> exportEndpoint,
@@ -28,10 +30,19 @@ public record Settings(ExportMode mode,
                        HostAndPort targetTwo,
                        String serviceName,
                        Optional<String> logFile,
-                       Duration exportDelay) {
+                       Duration exportDelay,
+                       int exportQueueSize,
+                       int exportBatchSize) {
     /** Spans reach the backend about a second after they end, quick enough to follow in the UI. */
     static final Duration DEFAULT_EXPORT_DELAY = Duration.ofSeconds(1);
-
+    /**
+     * Four times the SDK's 2048: at ~14,000 spans/s on 2 cores (scripts/bench.sh against a real
+     * collector) 2048 overflowed now and then while one export was in flight; 8192 did not. With
+     * the endpoint down and this queue full, the whole live heap was 17 MiB of the unit's 64.
+     */
+    static final int DEFAULT_EXPORT_QUEUE_SIZE = 8192;
+    /** The SDK's default. */
+    static final int DEFAULT_EXPORT_BATCH_SIZE = 512;
 
     /** Reads and validates the settings from {@code env}; throws {@link SettingsException}. */
     public static Settings fromEnvironment(Map<String, String> env) {
@@ -44,6 +55,7 @@ public record Settings(ExportMode mode,
             return endpointUri(mode, variable, value);
         });
 
+        int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1);
         return new Settings(mode,
                             endpoint,
                             port("EXPOSE_PORT", env.getOrDefault("EXPOSE_PORT", "8000")),
@@ -51,7 +63,21 @@ public record Settings(ExportMode mode,
                             HostAndPort.parse("TARGET_TWO_HOST", env.getOrDefault("TARGET_TWO_HOST", "app-c")),
                             nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app")),
                             Optional.ofNullable(env.get("LOG_FILE")).filter(file -> !file.isBlank()),
-                            exportDelay(env.get("OTEL_BSP_SCHEDULE_DELAY")));
+                            Duration.ofMillis(number(env, "OTEL_BSP_SCHEDULE_DELAY",
+                                                     DEFAULT_EXPORT_DELAY.toMillis(), 0)),
+                            exportQueueSize,
+                            exportBatchSize(env, exportQueueSize));
+    }
+
+    /** At most the queue size: the SDK would silently cut a larger batch size down to it. */
+    private static int exportBatchSize(Map<String, String> env, int queueSize) {
+        int batchSize = (int) number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                                     Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1);
+        if (batchSize > queueSize) {
+            throw new SettingsException("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+                                        "a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (" + queueSize + ")");
+        }
+        return batchSize;
     }
 
     /**
@@ -92,18 +118,21 @@ public record Settings(ExportMode mode,
         }
     }
 
-    private static Duration exportDelay(String millis) {
-        if (millis == null || millis.isBlank()) {
-            return DEFAULT_EXPORT_DELAY;
+    /** The whole number in {@code variable}, at least {@code min}; {@code fallback} when unset or blank. */
+    private static long number(Map<String, String> env, String variable, long fallback, long min) {
+        String value = env.get(variable);
+        if (value == null || value.isBlank()) {
+            return fallback;
         }
+        String accepted = "a whole number, " + min + " or more";
         try {
-            long value = Long.parseLong(millis.strip());
-            if (value < 0) {
-                throw new SettingsException("OTEL_BSP_SCHEDULE_DELAY", millis, "milliseconds, 0 or more");
+            long number = Long.parseLong(value.strip());
+            if (number < min || number > Integer.MAX_VALUE) {
+                throw new SettingsException(variable, value, accepted);
             }
-            return Duration.ofMillis(value);
+            return number;
         } catch (NumberFormatException e) {
-            throw new SettingsException("OTEL_BSP_SCHEDULE_DELAY", millis, "milliseconds, 0 or more");
+            throw new SettingsException(variable, value, accepted);
         }
     }
 

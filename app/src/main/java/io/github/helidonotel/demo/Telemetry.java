@@ -61,6 +61,8 @@ public final class Telemetry implements AutoCloseable {
                 .setResource(resource(settings.serviceName(), serviceVersion))
                 .addSpanProcessor(BatchSpanProcessor.builder(exporter(settings))
                                           .setScheduleDelay(settings.exportDelay())
+                                          .setMaxQueueSize(settings.exportQueueSize())
+                                          .setMaxExportBatchSize(settings.exportBatchSize())
                                           .build())
                 .build();
         OpenTelemetrySdk sdk = OpenTelemetrySdk.builder()

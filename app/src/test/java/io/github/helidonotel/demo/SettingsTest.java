@@ -27,6 +27,20 @@ class SettingsTest {
         assertThat(settings.serviceName(), is("app"));
         assertThat(settings.logFile(), is(Optional.empty()));
         assertThat(settings.exportDelay(), is(Duration.ofSeconds(1)));
+        assertThat(settings.exportQueueSize(), is(8192));
+        assertThat(settings.exportBatchSize(), is(512));
+    }
+
+    @Test
+    void batchingFollowsTheSdksVariables() {
+        Settings settings = Settings.fromEnvironment(Map.of("OTEL_BSP_SCHEDULE_DELAY", "200",
+                                                            "OTEL_BSP_MAX_QUEUE_SIZE", "100",
+                                                            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50"));
+        assertThat(settings.exportDelay(), is(Duration.ofMillis(200)));
+        assertThat(settings.exportQueueSize(), is(100));
+        assertThat(settings.exportBatchSize(), is(50));
+        assertThat("a small queue caps the default batch size",
+                   Settings.fromEnvironment(Map.of("OTEL_BSP_MAX_QUEUE_SIZE", "100")).exportBatchSize(), is(100));
     }
 
     @ParameterizedTest
@@ -65,7 +79,10 @@ class SettingsTest {
             "TARGET_ONE_HOST     | app-b:port            | invalid TARGET_ONE_HOST='app-b:port': expected host or host:port",
             "TARGET_TWO_HOST     | http://app-c/x        | invalid TARGET_TWO_HOST='http://app-c/x'",
             "OTEL_SERVICE_NAME   | ' '                   | invalid OTEL_SERVICE_NAME=' '",
-            "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon'",
+            "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon': expected a whole number, 0 or more",
+            "OTEL_BSP_SCHEDULE_DELAY | -5                 | invalid OTEL_BSP_SCHEDULE_DELAY='-5'",
+            "OTEL_BSP_MAX_QUEUE_SIZE | 0                  | invalid OTEL_BSP_MAX_QUEUE_SIZE='0': expected a whole number, 1 or more",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE | 10000       | invalid OTEL_BSP_MAX_EXPORT_BATCH_SIZE='10000': expected a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (8192)",
     })
     void badValuesAreRejectedWithTheVariableValueAndAcceptedValues(String variable, String value, String message) {
         SettingsException error = assertThrows(SettingsException.class,
