@@ -69,7 +69,7 @@ public record Settings(ExportMode mode,
                             exportBatchSize(env, exportQueueSize));
     }
 
-    /** At most the queue size: the SDK would silently cut a larger batch size down to it. */
+    /** At most the queue size: the SDK would cut a larger one down to it with only a warning. */
     private static int exportBatchSize(Map<String, String> env, int queueSize) {
         int batchSize = (int) number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
                                      Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1);
