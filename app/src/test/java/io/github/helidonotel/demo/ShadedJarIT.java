@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.jar.Attributes;
 import java.util.jar.JarFile;
 import java.util.zip.ZipEntry;
 
@@ -18,12 +19,14 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.empty;
 import static org.hamcrest.Matchers.greaterThan;
 import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.nullValue;
 
 /**
  * The shaded jar keeps every registration of every runtime dependency: each provider listed in a
  * dependency's {@code META-INF/services} file or Helidon's {@code META-INF/helidon/service.loader}
  * is listed in the merged file of the same name. A lost line means a silently missing feature
- * (media support, tracer provider, logging bridge...).
+ * (media support, tracer provider, logging bridge...). And the jar reaches for nothing outside
+ * itself.
  */
 class ShadedJarIT {
     private static final Path JAR = Path.of(System.getProperty("app.jar", "target/app.jar"));
@@ -56,6 +59,15 @@ class ShadedJarIT {
         }
         assertThat("registrations checked", checked, greaterThan(20));
         assertThat(missing, is(empty()));
+    }
+
+    @Test
+    void manifestNamesNoClassPathOutsideTheJar() throws IOException {
+        try (JarFile shaded = new JarFile(JAR.toFile())) {
+            Attributes manifest = shaded.getManifest().getMainAttributes();
+            assertThat(manifest.getValue(Attributes.Name.MAIN_CLASS), is(Main.class.getName()));
+            assertThat(manifest.getValue(Attributes.Name.CLASS_PATH), is(nullValue()));
+        }
     }
 
     private static boolean isRegistry(ZipEntry entry) {
