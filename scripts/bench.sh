@@ -65,17 +65,38 @@ await_healthy() {  # await_healthy <port>, at most 60 s
   return 1
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # user + system time of a process
+# CPU time (user + system ticks) of a process: "<all> <span export threads> <JVM threads>".
+# The export threads are the batch processor's worker and the OTLP exporter's HTTP client
+# (OkHttp); the JVM's are the VM thread (which runs SerialGC) and the JIT compilers. The rest is
+# request handling. Threads are told apart by name (/proc/<pid>/task/*/comm, 15 characters).
+cpu_ticks() {
+  local task
+  {
+    echo "all $(awk '{ print $14 + $15 }' "/proc/$1/stat")"
+    for task in /proc/"$1"/task/*; do
+      echo "$(tr ' ' _ <"$task/comm") $(sed 's/.*) //' "$task/stat" | awk '{ print $12 + $13 }')"
+    done 2>/dev/null  # a thread may end while it is read
+  } | awk '$1 == "all" { all = $2; next }
+           $1 ~ /^(BatchSpanProces|okhttp|OkHttp|Okio)/ { export += $2; next }
+           $1 ~ /^(VM_Thread|GC_|C[12]_Compiler)/ { jvm += $2 }
+           END { printf "%d %d %d\n", all, export, jvm }'
+}
 
-measure() {  # measure <url> <pid of the instance serving it> -> "<req/s> <p99> <CPU µs per request>"
+# measure <url> <pid of the instance serving it>
+#   -> "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>"
+measure() {
   local before after requests
   before=$(cpu_ticks "$2")
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$WORK/wrk.out"
   after=$(cpu_ticks "$2")
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
-  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" '
+  awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" -v n="$requests" '
+    BEGIN { split(before, b); split(after, a) }
     /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 }
-    END { printf "%s %s %.0f\n", rps, p99, ticks / hz * 1e6 / n }' "$WORK/wrk.out"
+    END {
+      us = 1e6 / hz / n
+      printf "%s %s %.0f %.0f %.0f\n", rps, p99, (a[1] - b[1]) * us, (a[2] - b[2]) * us, (a[3] - b[3]) * us
+    }' "$WORK/wrk.out"
 }
 
 NAMES=([1]=app-a [2]=app-b [3]=app-c)
@@ -94,9 +115,10 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     for i in 1 2 3; do await_healthy $((BASE_PORT + i)); done
     wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$((BASE_PORT + 1))/" >/dev/null   # JIT warm-up
-    read -r rps p99 cpu < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/" "$app_a")
-    echo "$rps $p99 $cpu" >>"$WORK/$mode.root"
-    echo "   /      $rps req/s, p99 $p99, $cpu µs CPU of app-a per request"
+    read -r rps p99 cpu export_cpu jvm_cpu < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/" "$app_a")
+    echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >>"$WORK/$mode.root"
+    echo "   /      $rps req/s, p99 $p99, $cpu µs CPU of app-a per request" \
+         "($export_cpu in span export threads, $jvm_cpu in GC and JIT threads)"
     read -r rps p99 _ < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/chain" "$app_a")
     echo "$rps $p99" >>"$WORK/$mode.chain"
     echo "   /chain $rps req/s, p99 $p99"
@@ -119,8 +141,8 @@ median_row() {  # median_row <file>: the row whose first column (req/s) is the m
 }
 max_of() { sort -n "$1" | tail -1; }
 
-read -r none_rps none_p99 none_cpu < <(median_row "$WORK/none.root")
-read -r traced_rps traced_p99 traced_cpu < <(median_row "$WORK/otel-collector-http.root")
+read -r none_rps none_p99 none_cpu none_export none_jvm < <(median_row "$WORK/none.root")
+read -r traced_rps traced_p99 traced_cpu traced_export traced_jvm < <(median_row "$WORK/otel-collector-http.root")
 read -r none_chain none_chain_p99 < <(median_row "$WORK/none.chain")
 read -r traced_chain traced_chain_p99 < <(median_row "$WORK/otel-collector-http.chain")
 ratio=$(awk -v t="$traced_rps" -v n="$none_rps" 'BEGIN { printf "%.1f", 100 * t / n }')
@@ -131,6 +153,9 @@ Benchmark ($(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /pro
 |---|---|---|
 | /      | $none_rps req/s, p99 $none_p99 | $traced_rps req/s, p99 $traced_p99 |
 | CPU of app-a per request to / | $none_cpu µs | $traced_cpu µs |
+| ... in span export threads | $none_export µs | $traced_export µs |
+| ... in GC and JIT threads | $none_jvm µs | $traced_jvm µs |
+| ... in request handling (the rest) | $((none_cpu - none_export - none_jvm)) µs | $((traced_cpu - traced_export - traced_jvm)) µs |
 | /chain | $none_chain req/s, p99 $none_chain_p99 | $traced_chain req/s, p99 $traced_chain_p99 |
 | RSS of app-a (highest of the rounds) | $(max_of "$WORK/none.rss") MiB | $(max_of "$WORK/otel-collector-http.rss") MiB |
 spans dropped in the traced rounds: $(awk '{ s += $1 } END { print s + 0 }' "$WORK/otel-collector-http.dropped")

@@ -14,6 +14,10 @@ lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Keep connections open between exports, as a collector does: with HTTP/1.0 every export
+    # would open a new connection, which cost the exporting service ~3 µs of CPU per span.
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self):  # noqa: N802 (http.server's naming)
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
