@@ -215,7 +215,7 @@ def test_switching_spm_off_and_on_converges(hosts):
     }
     try:
         _, changed = deploy("-e", "spm_enabled=false")
-        assert changed <= spm_parts | {"prometheus : Stop and disable prometheus"}, changed
+        assert changed <= spm_parts | {"common : Stop and disable prometheus"}, changed
         prom = hosts[PROMETHEUS_HOST].service("prometheus")
         assert not prom.is_running and not prom.is_enabled
         query = hosts[QUERY_HOST]
