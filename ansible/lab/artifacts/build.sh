@@ -120,6 +120,13 @@ archive_verifies() {
   (cd "${dir}" && printf '%s\n' "${line}" | sha256sum --check --status)
 }
 
+# already_built <label> <dir> <archive> <checksum file>: true, and says so, when the published
+# archive is there and verifies, so its build can be skipped.
+already_built() {
+  archive_verifies "$2" "$3" "$4" || return 1
+  log "$1: $3 present and verified, nothing to do"
+}
+
 # Moves the staged files into the mirror release directory, checksum files last.
 publish() {
   local stage="$1" dest="$2"; shift 2
@@ -132,9 +139,7 @@ publish() {
 
 build_jaeger() {
   local archive="${JAEGER_TARGET}.tar.gz" sums="jaeger-${JAEGER_VERSION}.sha256sum.txt"
-  if archive_verifies "${JAEGER_RELEASE_DIR}" "${archive}" "${sums}"; then
-    log "jaeger ${JAEGER_VERSION}: ${archive} present and verified, nothing to do"; return 0
-  fi
+  already_built "jaeger ${JAEGER_VERSION}" "${JAEGER_RELEASE_DIR}" "${archive}" "${sums}" && return 0
   local mod="github.com/jaegertracing/jaeger" work="${WORK_DIR}/jaeger-${JAEGER_GO_VERSION}"
   log "jaeger ${JAEGER_VERSION}: resolving ${mod}/cmd/jaeger@${JAEGER_GO_VERSION}"
   new_tool_module "${work}" "${mod}/cmd/jaeger@${JAEGER_GO_VERSION}"
@@ -162,9 +167,7 @@ build_jaeger() {
 
 build_otelcol() {
   local archive="${OTELCOL_ARCHIVE}" sums="${OTELCOL_CHECKSUMS}"
-  if archive_verifies "${OTELCOL_RELEASE_DIR}" "${archive}" "${sums}"; then
-    log "otelcol-contrib ${OTELCOL_VERSION}: ${archive} present and verified, nothing to do"; return 0
-  fi
+  already_built "otelcol-contrib ${OTELCOL_VERSION}" "${OTELCOL_RELEASE_DIR}" "${archive}" "${sums}" && return 0
   local work="${WORK_DIR}/otelcol-contrib-${OTELCOL_VERSION}"
   rm -rf "${work}"; mkdir -p "${work}/bin"
   log "otelcol-contrib ${OTELCOL_VERSION}: installing the collector builder ${OTELCOL_BUILDER_VERSION}"
@@ -199,9 +202,7 @@ build_otelcol() {
 
 build_prometheus() {
   local archive="${PROMETHEUS_TARGET}.tar.gz" sums="sha256sums.txt"
-  if archive_verifies "${PROMETHEUS_RELEASE_DIR}" "${archive}" "${sums}"; then
-    log "prometheus ${PROMETHEUS_VERSION}: ${archive} present and verified, nothing to do"; return 0
-  fi
+  already_built "prometheus ${PROMETHEUS_VERSION}" "${PROMETHEUS_RELEASE_DIR}" "${archive}" "${sums}" && return 0
   local mod="github.com/prometheus/prometheus" work="${WORK_DIR}/prometheus-${PROMETHEUS_GO_VERSION}"
   log "prometheus ${PROMETHEUS_VERSION}: resolving ${mod}/cmd/{prometheus,promtool}@${PROMETHEUS_GO_VERSION}"
   new_tool_module "${work}" "${mod}/cmd/prometheus@${PROMETHEUS_GO_VERSION}" "${mod}/cmd/promtool@${PROMETHEUS_GO_VERSION}"
