@@ -438,29 +438,59 @@ def alloy_tokens(text):
     return out
 
 
+CLOSING = {"}": "{", "]": "[", ")": "("}
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def token_text(tok):
+    """Tokens are punctuation or identifiers (str) or string literals (("str", value))."""
+    return tok[1] if isinstance(tok, tuple) else tok
+
+
+def block_header(tokens, brace):
+    """(name, label) of the block opened by tokens[brace]: `loki.write "loki" {` gives
+    ("loki.write", "loki"), `stage.multiline {` gives ("stage.multiline", None)."""
+    end = brace
+    label = None
+    if end > 0 and isinstance(tokens[end - 1], tuple):
+        label = tokens[end - 1][1]
+        end -= 1
+    start = end
+    while start > 0 and not isinstance(tokens[start - 1], tuple) and (
+            tokens[start - 1] == "." or IDENTIFIER.fullmatch(tokens[start - 1])):
+        start -= 1
+    return "".join(tokens[start:end]), label
+
+
 def alloy_blocks(tokens):
-    """Checks bracket balance; returns {(block, label): {attribute: first value token}}."""
+    """Checks bracket balance; returns {(block, label): {attribute: first value token}} for the
+    top-level blocks (attributes of nested blocks count towards their top-level block)."""
     stack, blocks, path = [], {}, []
     for i, tok in enumerate(tokens):
         if tok in ("{", "[", "("):
             stack.append(tok)
-            if tok == "{" and i >= 1:
-                label = tokens[i - 1][1] if isinstance(tokens[i - 1], tuple) else None
-                j = i - 2 if label else i - 1
-                name = []
-                while j >= 0 and not isinstance(tokens[j], tuple) and (tokens[j] == "." or re.fullmatch(r"[A-Za-z_]\w*", tokens[j])):
-                    name.insert(0, tokens[j])
-                    j -= 1
-                path.append(("".join(name), label))
-        elif tok in ("}", "]", ")"):
-            opening = stack.pop()
-            assert {"}": "{", "]": "[", ")": "("}[tok] == opening, "unbalanced brackets"
+            if tok == "{":
+                path.append(block_header(tokens, i))
+        elif tok in CLOSING:
+            assert stack and stack.pop() == CLOSING[tok], "unbalanced brackets"
             if tok == "}":
                 path.pop()
         elif tok == "=" and path:
-            blocks.setdefault(path[0], {}).setdefault(tokens[i - 1] if not isinstance(tokens[i - 1], tuple) else tokens[i - 1][1], tokens[i + 1])
+            blocks.setdefault(path[0], {}).setdefault(token_text(tokens[i - 1]), tokens[i + 1])
     assert not stack, "unclosed brackets"
     return blocks
+
+
+def test_alloy_block_reader_finds_blocks_and_rejects_unbalanced_brackets():
+    tokens = alloy_tokens('loki.write "loki" {\n  endpoint {\n    url = "http://l:3100"\n  }\n}\n'
+                          'loki.process "app" {\n  stage.multiline { firstline = "^x" }\n}\n')
+    blocks = alloy_blocks(tokens)
+    assert set(blocks) == {("loki.write", "loki"), ("loki.process", "app")}
+    assert blocks[("loki.write", "loki")]["url"] == ("str", "http://l:3100")
+    assert blocks[("loki.process", "app")]["firstline"] == ("str", "^x")
+    for broken in ('a "b" { c = [1, 2 }', 'a "b" { c = 1', 'a "b" { c = (1] }'):
+        with pytest.raises(AssertionError, match="unbalanced|unclosed"):
+            alloy_blocks(alloy_tokens(broken))
 
 
 def test_alloy_config_is_well_formed_and_ships_what_promtail_ships(rendered):
