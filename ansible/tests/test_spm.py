@@ -223,7 +223,7 @@ def test_switching_spm_off_and_on_converges(hosts):
         assert "span_metrics" not in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
     finally:
         _, changed = deploy()
-    assert changed <= spm_parts | {"prometheus : Enable and start prometheus"}, changed
+    assert changed <= spm_parts | {"common : Enable and start prometheus"}, changed
     prom = hosts[PROMETHEUS_HOST].service("prometheus")
     assert prom.is_running and prom.is_enabled
     assert "span_metrics" in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
