@@ -2,9 +2,11 @@
 # Throughput, p99 latency and CPU time per request of `/` and `/chain` on three local instances
 # (loopback), traced (OTLP/HTTP to a local receiver) and untraced (MODE=none), plus the resident
 # memory of one instance afterwards, with the JVM options the app role gives the systemd unit.
+# A third variant, "recorded", traces `/` but drops every span before export (a one-span queue and
+# no endpoint), which separates the cost of recording spans from the cost of exporting them.
 # Prints figures; asserts nothing.
 #   BENCH_ROUNDS=3 BENCH_DURATION=15s BENCH_CONNECTIONS=16 scripts/bench.sh
-# The modes alternate for BENCH_ROUNDS rounds and the median round is reported: on a shared
+# The variants alternate for BENCH_ROUNDS rounds and the median round is reported: on a shared
 # 2-core VM one run of the same build varies by up to ±20 %.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,8 @@ DURATION=${BENCH_DURATION:-15s}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 BASE_PORT=${BENCH_BASE_PORT:-18100}
 SINK_PORT=$((BASE_PORT + 18))
-MODES=(none otel-collector-http)
+CLOSED_PORT=$((BASE_PORT + 19))  # nothing listens here: the "recorded" variant's endpoint
+VARIANTS=(none recorded traced)
 WORK=$(mktemp -d)
 pids=()
 
@@ -46,11 +49,16 @@ command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y 
 JAVA_HOME=$(scripts/java-home.sh)
 [ -f app/target/app.jar ] || scripts/build-app.sh
 
-start_instance() {  # start_instance <name> <port> <mode> <log> -> pid on stdout
-  local name=$1 port=$2 mode=$3 log=$4
+start_instance() {  # start_instance <name> <port> <variant> <log> -> pid on stdout
+  local name=$1 port=$2 variant=$3 log=$4 tracing
+  case "$variant" in
+    none) tracing=(MODE=none) ;;
+    traced) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces") ;;
+    recorded) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$CLOSED_PORT/v1/traces"
+                       OTEL_BSP_MAX_QUEUE_SIZE=1 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1) ;;
+  esac
   # shellcheck disable=SC2086  # JVM_OPTS is a list of options
-  env -i PATH="$PATH" MODE="$mode" OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces" \
-      OTEL_SERVICE_NAME="$name" EXPOSE_PORT="$port" \
+  env -i PATH="$PATH" "${tracing[@]}" OTEL_SERVICE_NAME="$name" EXPOSE_PORT="$port" \
       TARGET_ONE_HOST="127.0.0.1:$((BASE_PORT + 2))" TARGET_TWO_HOST="127.0.0.1:$((BASE_PORT + 3))" \
       "$JAVA_HOME/bin/java" $JVM_OPTS -jar app/target/app.jar >"$log" 2>&1 &
   echo $!
@@ -101,36 +109,38 @@ measure() {
 
 NAMES=([1]=app-a [2]=app-b [3]=app-c)
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in "${MODES[@]}"; do
-    echo "== round $round, MODE=$mode"
+  for variant in "${VARIANTS[@]}"; do
+    echo "== round $round, $variant"
     started=()
-    if [ "$mode" != none ]; then
+    if [ "$variant" = traced ]; then
       python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
       sink_pid=$!; pids+=("$sink_pid"); started+=("$sink_pid")
     fi
     for i in 1 2 3; do
-      pid=$(start_instance "${NAMES[i]}" $((BASE_PORT + i)) "$mode" "$WORK/${NAMES[i]}.log")
+      pid=$(start_instance "${NAMES[i]}" $((BASE_PORT + i)) "$variant" "$WORK/${NAMES[i]}.log")
       pids+=("$pid"); started+=("$pid")
       [ "$i" = 1 ] && app_a=$pid
     done
     for i in 1 2 3; do await_healthy $((BASE_PORT + i)); done
     wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$((BASE_PORT + 1))/" >/dev/null   # JIT warm-up
     read -r rps p99 cpu export_cpu jvm_cpu < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/" "$app_a")
-    echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >>"$WORK/$mode.root"
+    echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >>"$WORK/$variant.root"
     echo "   /      $rps req/s, p99 $p99, $cpu µs CPU of app-a per request" \
          "($export_cpu in span export threads, $jvm_cpu in GC and JIT threads)"
-    read -r rps p99 _ < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/chain" "$app_a")
-    echo "$rps $p99" >>"$WORK/$mode.chain"
-    echo "   /chain $rps req/s, p99 $p99"
-    rss=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$app_a/status")
-    echo "$rss" >>"$WORK/$mode.rss"
-    echo "   RSS of app-a after the run: $rss MiB"
+    if [ "$variant" != recorded ]; then  # its spans never leave the instance: nothing to compare
+      read -r rps p99 _ < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/chain" "$app_a")
+      echo "$rps $p99" >>"$WORK/$variant.chain"
+      echo "   /chain $rps req/s, p99 $p99"
+      rss=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$app_a/status")
+      echo "$rss" >>"$WORK/$variant.rss"
+      echo "   RSS of app-a after the run: $rss MiB"
+    fi
     for pid in "${started[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
-    if [ "$mode" != none ]; then
+    if [ "$variant" = traced ]; then
       # A span the batch processor dropped (queue full) was never encoded or sent: the traced
       # figure only counts if nothing was dropped.
       dropped=$(cat "$WORK"/app-?.log | sed -n 's/.*dropped \([0-9]*\) span.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
-      echo "$dropped" >>"$WORK/$mode.dropped"
+      echo "$dropped" >>"$WORK/$variant.dropped"
       echo "   spans dropped by the batch processors: $dropped; $(cat "$WORK/sink.err")"
     fi
   done
@@ -142,22 +152,23 @@ median_row() {  # median_row <file>: the row whose first column (req/s) is the m
 max_of() { sort -n "$1" | tail -1; }
 
 read -r none_rps none_p99 none_cpu none_export none_jvm < <(median_row "$WORK/none.root")
-read -r traced_rps traced_p99 traced_cpu traced_export traced_jvm < <(median_row "$WORK/otel-collector-http.root")
+read -r rec_rps rec_p99 rec_cpu rec_export rec_jvm < <(median_row "$WORK/recorded.root")
+read -r traced_rps traced_p99 traced_cpu traced_export traced_jvm < <(median_row "$WORK/traced.root")
 read -r none_chain none_chain_p99 < <(median_row "$WORK/none.chain")
-read -r traced_chain traced_chain_p99 < <(median_row "$WORK/otel-collector-http.chain")
-ratio=$(awk -v t="$traced_rps" -v n="$none_rps" 'BEGIN { printf "%.1f", 100 * t / n }')
+read -r traced_chain traced_chain_p99 < <(median_row "$WORK/traced.chain")
+percent_of_none() { awk -v x="$1" -v n="$none_rps" 'BEGIN { printf "%.1f", 100 * x / n }'; }
 cat <<EOT
 
 Benchmark ($(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo), $("$JAVA_HOME/bin/java" -version 2>&1 | head -1), wrk -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, JVM options $JVM_OPTS)
-| endpoint | MODE=none | traced (OTLP/HTTP) |
-|---|---|---|
-| /      | $none_rps req/s, p99 $none_p99 | $traced_rps req/s, p99 $traced_p99 |
-| CPU of app-a per request to / | $none_cpu µs | $traced_cpu µs |
-| ... in span export threads | $none_export µs | $traced_export µs |
-| ... in GC and JIT threads | $none_jvm µs | $traced_jvm µs |
-| ... in request handling (the rest) | $((none_cpu - none_export - none_jvm)) µs | $((traced_cpu - traced_export - traced_jvm)) µs |
-| /chain | $none_chain req/s, p99 $none_chain_p99 | $traced_chain req/s, p99 $traced_chain_p99 |
-| RSS of app-a (highest of the rounds) | $(max_of "$WORK/none.rss") MiB | $(max_of "$WORK/otel-collector-http.rss") MiB |
-spans dropped in the traced rounds: $(awk '{ s += $1 } END { print s + 0 }' "$WORK/otel-collector-http.dropped")
-traced / untraced throughput on /: ${ratio}% (goal >= 95%); RSS goal <= 150 MiB
+| endpoint | MODE=none | recorded, not exported | traced (OTLP/HTTP) |
+|---|---|---|---|
+| /      | $none_rps req/s, p99 $none_p99 | $rec_rps req/s, p99 $rec_p99 | $traced_rps req/s, p99 $traced_p99 |
+| CPU of app-a per request to / | $none_cpu µs | $rec_cpu µs | $traced_cpu µs |
+| ... in span export threads | $none_export µs | $rec_export µs | $traced_export µs |
+| ... in GC and JIT threads | $none_jvm µs | $rec_jvm µs | $traced_jvm µs |
+| ... in request handling (the rest) | $((none_cpu - none_export - none_jvm)) µs | $((rec_cpu - rec_export - rec_jvm)) µs | $((traced_cpu - traced_export - traced_jvm)) µs |
+| /chain | $none_chain req/s, p99 $none_chain_p99 | - | $traced_chain req/s, p99 $traced_chain_p99 |
+| RSS of app-a (highest of the rounds) | $(max_of "$WORK/none.rss") MiB | - | $(max_of "$WORK/traced.rss") MiB |
+spans dropped in the traced rounds: $(awk '{ s += $1 } END { print s + 0 }' "$WORK/traced.dropped")
+throughput on / relative to MODE=none: recorded $(percent_of_none "$rec_rps")%, traced $(percent_of_none "$traced_rps")% (goal: traced >= 95%); RSS goal <= 150 MiB
 EOT
