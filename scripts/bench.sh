@@ -116,12 +116,14 @@ for round in $(seq 1 "$ROUNDS"); do
       python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
       sink_pid=$!; pids+=("$sink_pid"); started+=("$sink_pid")
     fi
-    for i in 1 2 3; do
+    instances=(1 2 3)
+    [ "$variant" = recorded ] && instances=(1)  # only `/` is measured: app-b and app-c serve /chain
+    for i in "${instances[@]}"; do
       pid=$(start_instance "${NAMES[i]}" $((BASE_PORT + i)) "$variant" "$WORK/${NAMES[i]}.log")
       pids+=("$pid"); started+=("$pid")
       [ "$i" = 1 ] && app_a=$pid
     done
-    for i in 1 2 3; do await_healthy $((BASE_PORT + i)); done
+    for i in "${instances[@]}"; do await_healthy $((BASE_PORT + i)); done
     wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$((BASE_PORT + 1))/" >/dev/null   # JIT warm-up
     read -r rps p99 cpu export_cpu jvm_cpu < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/" "$app_a")
     echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >>"$WORK/$variant.root"
