@@ -37,10 +37,10 @@ public record Settings(ExportMode mode,
     static final Duration DEFAULT_EXPORT_DELAY = Duration.ofSeconds(1);
     /**
      * Four times the SDK's 2048: at ~14,000 spans/s on 2 cores (scripts/bench.sh against a real
-     * collector) 2048 overflowed now and then while one export was in flight. 8192 overflowed in
-     * one benchmark round of many (~0.4 % of its spans, at ~17,000 spans/s with the receiver on
-     * the same saturated cores). With the endpoint down and this queue full, the whole live heap
-     * was 17 MiB of the unit's 64.
+     * collector) 2048 overflowed now and then while one export was in flight. 8192 still
+     * overflows at times when the receiver shares the saturated cores (0.3-2.4 % of the spans in
+     * some benchmark runs at 15,000-17,000 spans/s, none in most). With the endpoint down and
+     * this queue full, the whole live heap was 17 MiB of the unit's 64.
      */
     static final int DEFAULT_EXPORT_QUEUE_SIZE = 8192;
     /** The SDK's default. */
