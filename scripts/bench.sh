@@ -139,8 +139,8 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     for pid in "${started[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
     if [ "$variant" = traced ]; then
-      # A span the batch processor dropped (queue full) was never encoded or sent: the traced
-      # figure only counts if nothing was dropped.
+      # A span the batch processor dropped (queue full) was never encoded or sent, so a round
+      # with drops flatters tracing; the summary prints their total.
       dropped=$(cat "$WORK"/app-?.log | sed -n 's/.*dropped \([0-9]*\) span.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
       echo "$dropped" >>"$WORK/$variant.dropped"
       echo "   spans dropped by the batch processors: $dropped; $(cat "$WORK/sink.err")"
