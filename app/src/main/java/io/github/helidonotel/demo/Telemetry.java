@@ -98,7 +98,11 @@ public final class Telemetry implements AutoCloseable {
         String endpoint = settings.exportEndpoint().orElseThrow().toString();
         return switch (settings.mode().protocol()) {
             case GRPC -> OtlpGrpcSpanExporter.builder().setEndpoint(endpoint).setTimeout(EXPORT_TIMEOUT).build();
-            case HTTP -> OtlpHttpSpanExporter.builder().setEndpoint(endpoint).setTimeout(EXPORT_TIMEOUT).build();
+            case HTTP -> OtlpHttpSpanExporter.builder()
+                    .setEndpoint(endpoint)
+                    .setTimeout(EXPORT_TIMEOUT)
+                    .setComponentLoader(new JdkHttpSenderLoader())
+                    .build();
             case NONE -> throw new IllegalStateException("mode " + settings.mode().value() + " exports nothing");
         };
     }

@@ -15,6 +15,8 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
@@ -123,13 +125,19 @@ class PackagedJarIT {
         }
     }
 
-    @Test
-    void keepsServingWhenTheExporterEndpointIsDown() throws Exception {
+    /** Both senders: OkHttp's for gRPC, the JDK's for HTTP (see JdkHttpSenderLoader). */
+    @ParameterizedTest
+    @EnumSource(value = ExportMode.class, names = {"OTEL_COLLECTOR_GRPC", "OTEL_COLLECTOR_HTTP"})
+    void keepsServingWhenTheExporterEndpointIsDown(ExportMode mode) throws Exception {
         int port = Instances.freePort();
         int deadPort = Instances.freePort();
-        startJar(Map.of("EXPOSE_PORT", Integer.toString(port), "MODE", "otel-collector-grpc",
-                        "OTEL_GRPC_ENDPOINT", "127.0.0.1:" + deadPort, "OTEL_SERVICE_NAME", "app-a",
-                        "LOG_FILE", logs.resolve("dead.log").toString()), logs.resolve("dead.out"));
+        String deadEndpoint = mode.protocol() == ExportMode.Protocol.GRPC
+                ? "127.0.0.1:" + deadPort
+                : "http://127.0.0.1:" + deadPort + "/v1/traces";
+        Path log = logs.resolve("dead-" + mode.value() + ".log");
+        startJar(Map.of("EXPOSE_PORT", Integer.toString(port), "MODE", mode.value(),
+                        mode.endpointVariable().orElseThrow(), deadEndpoint, "OTEL_SERVICE_NAME", "app-a",
+                        "LOG_FILE", log.toString()), logs.resolve("dead-" + mode.value() + ".out"));
         awaitHealthy(port);
         for (int i = 0; i < 20; i++) {
             assertThat(Instances.get(port, "/").statusCode(), is(200));
@@ -141,7 +149,7 @@ class PackagedJarIT {
         while (exportErrors == 0 && System.nanoTime() < deadline) {
             assertThat(Instances.get(port, "/").statusCode(), is(200));
             Thread.sleep(500);
-            exportErrors = Files.readAllLines(logs.resolve("dead.log")).stream()
+            exportErrors = Files.readAllLines(log).stream()
                     .filter(line -> line.contains("Failed to export")).count();
         }
         assertThat("export failures are logged", exportErrors > 0, is(true));
