@@ -28,30 +28,30 @@ final class ChainService implements HttpService {
 
     private final WebClient client;
     private final TextMapPropagator propagator;
-    private final URI self;
     private final URI targetOne;
     private final URI targetTwo;
 
-    ChainService(WebClient client, TextMapPropagator propagator, URI self, URI targetOne, URI targetTwo) {
+    ChainService(WebClient client, TextMapPropagator propagator, URI targetOne, URI targetTwo) {
         this.client = client;
         this.propagator = propagator;
-        this.self = self;
         this.targetOne = targetOne;
         this.targetTwo = targetTwo;
     }
 
     @Override
     public void routing(HttpRules rules) {
-        rules.get("/chain", this::chain);
+        TracedRoutes.on(rules).get("/chain", this::chain);
     }
 
     private void chain(ServerRequest req, ServerResponse res) {
-        // The original logged the headers it injected; the WebClient injects the same ones.
+        // The original logged the headers it injected. These carry this server span as the
+        // parent; each WebClient call injects the same trace id with its own CLIENT span's id.
         Map<String, String> headers = new LinkedHashMap<>();
         propagator.inject(io.opentelemetry.context.Context.current(), headers, Map::put);
         LOGGER.info("Chain Start, propagating {}", headers);
 
-        call(self.resolve("/"));
+        // EXPOSE_PORT, read back from the connection so that an ephemeral port (0) works too
+        call(URI.create("http://localhost:" + req.localPeer().port() + "/"));
         call(targetOne.resolve("/io_task"));
         call(targetTwo.resolve("/cpu_task"));
 

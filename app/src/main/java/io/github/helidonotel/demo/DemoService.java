@@ -1,5 +1,6 @@
 package io.github.helidonotel.demo;
 
+import java.math.BigInteger;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -37,7 +38,8 @@ final class DemoService implements HttpService {
 
     @Override
     public void routing(HttpRules rules) {
-        rules.get("/", this::root)
+        TracedRoutes.on(rules)
+                .get("/", this::root)
                 .get("/items/{item_id}", this::item)
                 .get("/io_task", this::ioTask)
                 .get("/cpu_task", this::cpuTask)
@@ -53,9 +55,9 @@ final class DemoService implements HttpService {
 
     private void item(ServerRequest req, ServerResponse res) {
         String rawId = req.path().pathParameters().get("item_id");
-        int itemId;
+        BigInteger itemId;  // FastAPI's int has no upper bound
         try {
-            itemId = Integer.parseInt(rawId);
+            itemId = new BigInteger(rawId);
         } catch (NumberFormatException e) {
             // FastAPI answered a non-integer path parameter with 422 and a detail naming it.
             res.status(UNPROCESSABLE_ENTITY).send(JSON.createObjectBuilder()

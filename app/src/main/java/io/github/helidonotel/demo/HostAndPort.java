@@ -14,8 +14,10 @@ public record HostAndPort(String host, int port) {
         String accepted = "host or host:port, e.g. app-b or 192.168.56.12:8000";
         try {
             URI uri = new URI("http://" + value.strip());
+            // "app-b:" parses with no port and a port past 65535 parses at all; reject both
             if (uri.getHost() == null || uri.getPath() == null || !uri.getPath().isEmpty()
-                    || uri.getQuery() != null || uri.getUserInfo() != null) {
+                    || uri.getQuery() != null || uri.getUserInfo() != null
+                    || uri.getRawAuthority().endsWith(":") || uri.getPort() == 0 || uri.getPort() > 65535) {
                 throw new SettingsException(variable, value, accepted);
             }
             return new HostAndPort(uri.getHost(), uri.getPort() == -1 ? DEFAULT_PORT : uri.getPort());

@@ -19,12 +19,15 @@ import io.opentelemetry.context.propagation.ContextPropagators;
 import io.opentelemetry.context.propagation.TextMapPropagator;
 import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
 import io.opentelemetry.exporter.otlp.trace.OtlpGrpcSpanExporter;
+import io.opentelemetry.sdk.common.CompletableResultCode;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
 import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.export.BatchSpanProcessor;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
 import io.opentelemetry.semconv.ServiceAttributes;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The OpenTelemetry SDK of one service instance, assembled in code in one place: resource, OTLP
@@ -32,6 +35,7 @@ import io.opentelemetry.semconv.ServiceAttributes;
  * propagation. Application code only sees the API; Helidon gets the SDK wrapped as its tracer.
  */
 public final class Telemetry implements AutoCloseable {
+    private static final Logger LOGGER = LoggerFactory.getLogger(Telemetry.class);
     /** Still incubating in the semantic conventions, so not in the stable semconv artifact. */
     private static final AttributeKey<String> HOST_NAME = AttributeKey.stringKey("host.name");
     private static final Duration EXPORT_TIMEOUT = Duration.ofSeconds(10);
@@ -89,8 +93,16 @@ public final class Telemetry implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (sdk != null) {
-            sdk.getSdkTracerProvider().shutdown().join(SHUTDOWN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        if (sdk == null) {
+            return;
+        }
+        CompletableResultCode flushed = sdk.getSdkTracerProvider().shutdown()
+                .join(SHUTDOWN_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        if (!flushed.isSuccess()) {
+            // Said here, through SLF4J: in a shutdown hook the SDK's own JUL messages may be lost,
+            // since the JDK resets JUL's handlers (the bridge among them) as it shuts down.
+            LOGGER.warn("spans still queued at shutdown may be lost: the exporter did not confirm them within {}",
+                        SHUTDOWN_TIMEOUT);
         }
     }
 

@@ -43,6 +43,11 @@ class EndpointsTest {
     }
 
     @Test
+    void itemIdsAreNotLimitedToJavasInt() {
+        assertThat(get("/items/2147483648").entity(), is("{\"item_id\":2147483648,\"q\":null}"));
+    }
+
+    @Test
     void nonIntegerItemIdIs422NamingTheParameter() {
         ClientResponseTyped<String> response = get("/items/abc");
         assertThat(response.status().code(), is(422));
@@ -54,6 +59,13 @@ class EndpointsTest {
     void ioAndCpuTasksAnswerLikeTheOriginal() {
         assertThat(get("/io_task").entity(), is("\"IO bound task finish!\""));
         assertThat(get("/cpu_task").entity(), is("\"CPU bound task finish!\""));
+    }
+
+    @Test
+    void randomSleepAnswersWithItsPath() {  // after 0-5 s
+        ClientResponseTyped<String> response = get("/random_sleep");
+        assertThat(response.status().code(), is(200));
+        assertThat(response.entity(), is("{\"path\":\"/random_sleep\"}"));
     }
 
     @RepeatedTest(10)

@@ -8,6 +8,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -106,7 +108,7 @@ class PackagedJarIT {
     }
 
     @Test
-    void sigtermExportsTheSpansOfCompletedRequestsBeforeExit() throws Exception {
+    void sigtermLetsRunningRequestsFinishAndExportsTheirSpansBeforeExit() throws Exception {
         try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC)) {
             int port = Instances.freePort();
             // A long batch delay: the spans can only leave through the flush at shutdown.
@@ -118,10 +120,16 @@ class PackagedJarIT {
             Thread.sleep(500);
             assertThat("nothing exported before SIGTERM", receiver.spans(), hasSize(0));
 
+            // A request still running when SIGTERM comes (it sleeps 1 s; Helidon's default grace
+            // period of 0.5 s would cut it off) is answered, and traced.
+            CompletableFuture<Integer> running = CompletableFuture.supplyAsync(() -> statusOf(port, "/io_task"));
+            Thread.sleep(200);
             process.destroy();  // SIGTERM, as systemctl stop sends
             assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
             assertThat("JVM exit status on SIGTERM (the unit's SuccessExitStatus)", process.exitValue(), is(143));
             assertThat(receiver.spans().stream().filter(span -> span.name().equals("GET /cpu_task")).count(), is(5L));
+            assertThat("the request in progress at SIGTERM", running.join(), is(200));
+            assertThat(receiver.spans().stream().filter(span -> span.name().equals("GET /io_task")).count(), is(1L));
         }
     }
 
@@ -179,6 +187,14 @@ class PackagedJarIT {
         Process process = builder.start();
         processes.add(process);
         return process;
+    }
+
+    private static int statusOf(int port, String path) {
+        try {
+            return Instances.get(port, path).statusCode();
+        } catch (IOException | InterruptedException e) {
+            throw new CompletionException(e);
+        }
     }
 
     private static void awaitHealthy(int port) throws InterruptedException {

@@ -7,13 +7,17 @@ import java.util.Map;
 import java.util.TreeMap;
 
 import io.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+import io.opentelemetry.proto.common.v1.AnyValue;
 import io.opentelemetry.proto.common.v1.KeyValue;
 import io.opentelemetry.proto.trace.v1.ResourceSpans;
 import io.opentelemetry.proto.trace.v1.ScopeSpans;
 import io.opentelemetry.proto.trace.v1.Span;
 import io.opentelemetry.proto.trace.v1.Status;
 
-/** A span as an OTLP receiver got it, flattened with its resource attributes, ids in hex. */
+/**
+ * A span as an OTLP receiver got it, flattened with its resource attributes, ids in hex, attribute
+ * values as text.
+ */
 record ReceivedSpan(String traceId,
                     String spanId,
                     String parentSpanId,
@@ -21,6 +25,7 @@ record ReceivedSpan(String traceId,
                     Span.SpanKind kind,
                     Status.StatusCode status,
                     List<String> eventNames,
+                    Map<String, String> attributes,
                     Map<String, String> resource) {
 
     String serviceName() {
@@ -39,10 +44,7 @@ record ReceivedSpan(String traceId,
         HexFormat hex = HexFormat.of();
         List<ReceivedSpan> spans = new ArrayList<>();
         for (ResourceSpans resourceSpans : request.getResourceSpansList()) {
-            Map<String, String> resource = new TreeMap<>();
-            for (KeyValue attribute : resourceSpans.getResource().getAttributesList()) {
-                resource.put(attribute.getKey(), attribute.getValue().getStringValue());
-            }
+            Map<String, String> resource = asText(resourceSpans.getResource().getAttributesList());
             for (ScopeSpans scopeSpans : resourceSpans.getScopeSpansList()) {
                 for (Span span : scopeSpans.getSpansList()) {
                     spans.add(new ReceivedSpan(hex.formatHex(span.getTraceId().toByteArray()),
@@ -52,10 +54,20 @@ record ReceivedSpan(String traceId,
                                                span.getKind(),
                                                span.getStatus().getCode(),
                                                span.getEventsList().stream().map(Span.Event::getName).toList(),
+                                               asText(span.getAttributesList()),
                                                resource));
                 }
             }
         }
         return spans;
+    }
+
+    private static Map<String, String> asText(List<KeyValue> attributes) {
+        Map<String, String> text = new TreeMap<>();
+        for (KeyValue attribute : attributes) {
+            AnyValue value = attribute.getValue();
+            text.put(attribute.getKey(), value.hasIntValue() ? Long.toString(value.getIntValue()) : value.getStringValue());
+        }
+        return text;
     }
 }

@@ -78,6 +78,8 @@ class SettingsTest {
             "OTEL_GRPC_ENDPOINT  | otel collector:4317   | invalid OTEL_GRPC_ENDPOINT='otel collector:4317'",
             "TARGET_ONE_HOST     | app-b:port            | invalid TARGET_ONE_HOST='app-b:port': expected host or host:port",
             "TARGET_TWO_HOST     | http://app-c/x        | invalid TARGET_TWO_HOST='http://app-c/x'",
+            "TARGET_TWO_HOST     | app-c:99999           | invalid TARGET_TWO_HOST='app-c:99999'",
+            "TARGET_TWO_HOST     | app-c:                | invalid TARGET_TWO_HOST='app-c:'",
             "OTEL_SERVICE_NAME   | ' '                   | invalid OTEL_SERVICE_NAME=' '",
             "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon': expected a whole number, 0 or more",
             "OTEL_BSP_SCHEDULE_DELAY | -5                 | invalid OTEL_BSP_SCHEDULE_DELAY='-5'",

@@ -12,6 +12,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.contains;
 import static org.hamcrest.Matchers.everyItem;
 import static org.hamcrest.Matchers.hasItem;
 import static org.hamcrest.Matchers.hasKey;
@@ -129,7 +130,7 @@ class TracingTest {
             assertThat(Instances.get(port, "/error_test").statusCode(), is(500));
             assertThat(Instances.get(port, "/items/abc").statusCode(), is(422));
 
-            receiver.await(received -> received.stream().anyMatch(span -> span.name().startsWith("GET /items"))
+            receiver.await(received -> received.stream().anyMatch(span -> span.name().equals("GET /items/{item_id}"))
                     && received.stream().anyMatch(span -> span.name().equals("GET /error_test")), WAIT);
             ReceivedSpan error = only(receiver.spans(), span -> span.name().equals("GET /error_test"));
             assertThat(error.status(), is(io.opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR));
@@ -140,11 +141,37 @@ class TracingTest {
     }
 
     @Test
+    void serverSpansAreNamedAfterTheirRouteNotTheRawPath() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP);
+             DemoServer ignored = start(port, exportingTo(receiver, ExportMode.OTEL_COLLECTOR_HTTP, "app-a"))) {
+            assertThat(Instances.get(port, "/items/5").statusCode(), is(200));
+            assertThat(Instances.get(port, "/items/6?q=x").statusCode(), is(200));
+
+            List<ReceivedSpan> items = receiver.await(
+                    received -> received.stream().filter(ReceivedSpan::isServer).count() == 2, WAIT);
+            assertThat(items.stream().map(ReceivedSpan::name).toList(),
+                       contains("GET /items/{item_id}", "GET /items/{item_id}"));
+            assertThat(items.stream().map(span -> span.attributes().get("http.route")).toList(),
+                       contains("/items/{item_id}", "/items/{item_id}"));
+        }
+    }
+
+    @Test
     void modeNoneServesWithoutTracing() throws Exception {
         int port = Instances.freePort();
-        try (DemoServer server = start(port, Map.of("MODE", "none"))) {
-            assertThat(server, notNullValue());
-            assertThat(Instances.get(port, "/").body(), is("{\"Hello\":\"World\"}"));
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC)) {
+            // Every endpoint variable points at the receiver, so only MODE keeps spans away.
+            Map<String, String> env = new HashMap<>(Map.of("MODE", "none"));
+            for (ExportMode mode : ExportMode.values()) {
+                mode.endpointVariable().ifPresent(variable -> env.put(variable, receiver.endpoint()));
+            }
+            try (DemoServer server = start(port, env)) {
+                assertThat(server, notNullValue());
+                assertThat(Instances.get(port, "/").body(), is("{\"Hello\":\"World\"}"));
+            }
+            // close() has flushed whatever the instance had recorded
+            assertThat(receiver.spans(), hasSize(0));
         }
     }
 
