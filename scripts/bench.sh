@@ -74,9 +74,10 @@ await_healthy() {  # await_healthy <port>, at most 60 s
 }
 
 # CPU time (user + system ticks) of a process: "<all> <span export threads> <JVM threads>".
-# The export threads are the batch processor's worker and the OTLP exporter's HTTP client
-# (OkHttp); the JVM's are the VM thread (which runs SerialGC) and the JIT compilers. The rest is
-# request handling. Threads are told apart by name (/proc/<pid>/task/*/comm, 15 characters).
+# The export threads are the batch processor's worker and the OTLP/HTTP exporter's sender (the
+# JDK's HttpClient and the sender's executor; OkHttp's names, for gRPC, are matched too); the
+# JVM's are the VM thread (which runs SerialGC) and the JIT compilers. The rest is request
+# handling. Threads are told apart by name (/proc/<pid>/task/*/comm, 15 characters).
 cpu_ticks() {
   local task
   {
@@ -85,7 +86,7 @@ cpu_ticks() {
       echo "$(tr ' ' _ <"$task/comm") $(sed 's/.*) //' "$task/stat" | awk '{ print $12 + $13 }')"
     done 2>/dev/null  # a thread may end while it is read
   } | awk '$1 == "all" { all = $2; next }
-           $1 ~ /^(BatchSpanProces|okhttp|OkHttp|Okio)/ { export += $2; next }
+           $1 ~ /^(BatchSpanProces|HttpClient-|jdkhttp-|okhttp|OkHttp|Okio)/ { export += $2; next }
            $1 ~ /^(VM_Thread|GC_|C[12]_Compiler)/ { jvm += $2 }
            END { printf "%d %d %d\n", all, export, jvm }'
 }

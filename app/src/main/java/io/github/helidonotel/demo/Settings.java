@@ -37,10 +37,11 @@ public record Settings(ExportMode mode,
     static final Duration DEFAULT_EXPORT_DELAY = Duration.ofSeconds(1);
     /**
      * Four times the SDK's 2048: at ~14,000 spans/s on 2 cores (scripts/bench.sh against a real
-     * collector) 2048 overflowed now and then while one export was in flight. 8192 still
-     * overflows at times when the receiver shares the saturated cores (0.3-2.4 % of the spans in
-     * some benchmark runs at 15,000-17,000 spans/s, none in most). With the endpoint down and
-     * this queue full, the whole live heap was 17 MiB of the unit's 64.
+     * collector) 2048 overflowed now and then while one export was in flight, and 8192 did in
+     * some runs (0.3-2.4 % of the spans). Both were measured while OkHttp sent OTLP/HTTP and each
+     * export over loopback waited 40 ms (see JdkHttpSenderLoader); with the JDK sender no span
+     * was dropped. gRPC still goes through OkHttp. With the endpoint down and this queue full, the
+     * whole live heap was 17 MiB of the unit's 64.
      */
     static final int DEFAULT_EXPORT_QUEUE_SIZE = 8192;
     /** The SDK's default. */
