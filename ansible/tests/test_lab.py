@@ -32,6 +32,22 @@ def test_unit_active_and_enabled(hosts, placement):
     assert service.is_enabled, f"{app}.service is not enabled on {name}"
 
 
+def test_unit_checker_passes_the_deployed_unit_and_rejects_a_broken_one(hosts, placement):
+    """The `validate` command of every role's unit template (role common): the app's deployed unit
+    passes it, and a copy whose ExecStart names a missing program does not."""
+    name, app = placement
+    host = hosts[name]
+    unit = f"/etc/systemd/system/{app}.service"
+    passed = host.run(f"/usr/local/sbin/systemd-unit-verify {unit} {app}.service")
+    assert passed.rc == 0, f"{unit} on {name}: {passed.stderr}"
+    broken = host.run(
+        "d=$(mktemp -d) && "
+        f"sed 's|^ExecStart=[^ ]*|ExecStart=/nonexistent/java|' {unit} > \"$d/unit\" && "
+        f"/usr/local/sbin/systemd-unit-verify \"$d/unit\" {app}.service; rc=$?; rm -rf \"$d\"; exit $rc")
+    assert broken.rc != 0, f"a unit starting /nonexistent/java passed the checker on {name}"
+    assert "/nonexistent/java" in broken.stdout + broken.stderr
+
+
 def test_runs_as_own_non_root_user(hosts, placement):
     name, app = placement
     host = hosts[name]
