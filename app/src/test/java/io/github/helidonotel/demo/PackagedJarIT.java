@@ -133,6 +133,18 @@ class PackagedJarIT {
         }
     }
 
+    @Test
+    void emptyLogFileMeansNoFile() throws Exception {
+        int port = Instances.freePort();
+        Path output = logs.resolve("empty-log-file.out");
+        startJar(Map.of("MODE", "none", "EXPOSE_PORT", Integer.toString(port), "LOG_FILE", ""), output);
+        awaitHealthy(port);
+        assertThat(Instances.get(port, "/").statusCode(), is(200));
+        String printed = Files.readString(output);
+        assertThat(printed, containsString("- Hello World"));
+        assertThat("logback tried to open a file named ''", printed, not(containsString("openFile")));
+    }
+
     /** Both senders: OkHttp's for gRPC, the JDK's for HTTP (see JdkHttpSenderLoader). */
     @ParameterizedTest
     @EnumSource(value = ExportMode.class, names = {"OTEL_COLLECTOR_GRPC", "OTEL_COLLECTOR_HTTP"})
