@@ -90,30 +90,26 @@ stage_artifacts() {
   else record artifacts 0 1 $((SECONDS - start)); fi
 }
 
+# lab_step <log> <command...>: one counted step of stage_lab (its passed/failed); prints the
+# PLAY RECAP of the log when the step passes and the end of the log when it fails.
+lab_step() {
+  local log=$1; shift
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1)); grep -A5 "PLAY RECAP" "$log" || true
+  else
+    failed=$((failed + 1)); tail -60 "$log"; return 1
+  fi
+}
+
 stage_lab() {
   say "4 lab: up, deploy, deploy again (idempotence), a configure-only run (--tags app_configure)"
   local start=$SECONDS passed=0 failed=0
   LAB_STARTED=1
-  if ansible/lab/up.sh; then
-    passed=$((passed + 1))
-    if ansible/lab/deploy.sh >"$LOGS/deploy.log" 2>&1; then
-      passed=$((passed + 1)); tail -5 "$LOGS/deploy.log"
-      if ansible/lab/idempotence.sh >"$LOGS/idempotence.log" 2>&1; then
-        passed=$((passed + 1)); grep -A5 "PLAY RECAP" "$LOGS/idempotence.log"
-      else
-        failed=$((failed + 1)); tail -40 "$LOGS/idempotence.log"
-      fi
-      # The README's configure-only run must find the release too, and change nothing.
-      if ansible/lab/idempotence.sh --tags app_configure >"$LOGS/idempotence-app-configure.log" 2>&1; then
-        passed=$((passed + 1)); grep -A5 "PLAY RECAP" "$LOGS/idempotence-app-configure.log"
-      else
-        failed=$((failed + 1)); tail -40 "$LOGS/idempotence-app-configure.log"
-      fi
-    else
-      failed=$((failed + 1)); tail -60 "$LOGS/deploy.log"
-    fi
-  else
-    failed=$((failed + 1))
+  if ansible/lab/up.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  if [ "$failed" -eq 0 ] && lab_step "$LOGS/deploy.log" ansible/lab/deploy.sh; then
+    lab_step "$LOGS/idempotence.log" ansible/lab/idempotence.sh || true
+    # The README's configure-only run must find the release too, and change nothing.
+    lab_step "$LOGS/idempotence-app-configure.log" ansible/lab/idempotence.sh --tags app_configure || true
   fi
   record lab "$passed" "$failed" $((SECONDS - start))
   [ "$failed" -eq 0 ]
