@@ -6,6 +6,8 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
 
+import io.opentelemetry.sdk.trace.samplers.Sampler;
+
 /**
  * The service's configuration, read once from environment variables (names as in the original
  * demo) and validated before anything starts: a bad value stops the service with a message
@@ -22,6 +24,8 @@ import java.util.Optional;
  *                        ({@code OTEL_BSP_SCHEDULE_DELAY} in milliseconds, the SDK's standard name)
  * @param exportQueueSize spans that may wait for export; more are dropped ({@code OTEL_BSP_MAX_QUEUE_SIZE})
  * @param exportBatchSize spans sent in one export request ({@code OTEL_BSP_MAX_EXPORT_BATCH_SIZE})
+ * @param sampler         which traces are recorded ({@code OTEL_TRACES_SAMPLER}, {@code OTEL_TRACES_SAMPLER_ARG};
+ *                        see {@link TraceSampler})
  */
 public record Settings(ExportMode mode,
                        Optional<URI> exportEndpoint,
@@ -32,7 +36,8 @@ public record Settings(ExportMode mode,
                        Optional<String> logFile,
                        Duration exportDelay,
                        int exportQueueSize,
-                       int exportBatchSize) {
+                       int exportBatchSize,
+                       Sampler sampler) {
     /** Spans reach the backend about a second after they end, quick enough to follow in the UI. */
     static final Duration DEFAULT_EXPORT_DELAY = Duration.ofSeconds(1);
     /**
@@ -69,7 +74,8 @@ public record Settings(ExportMode mode,
                             Duration.ofMillis(number(env, "OTEL_BSP_SCHEDULE_DELAY",
                                                      DEFAULT_EXPORT_DELAY.toMillis(), 0)),
                             exportQueueSize,
-                            exportBatchSize(env, exportQueueSize));
+                            exportBatchSize(env, exportQueueSize),
+                            TraceSampler.fromEnvironment(env));
     }
 
     /** At most the queue size: the SDK would cut a larger one down to it with only a warning. */

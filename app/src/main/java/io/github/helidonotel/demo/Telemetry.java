@@ -63,6 +63,7 @@ public final class Telemetry implements AutoCloseable {
         }
         SdkTracerProvider tracerProvider = SdkTracerProvider.builder()
                 .setResource(resource(settings.serviceName(), serviceVersion))
+                .setSampler(settings.sampler())
                 .addSpanProcessor(BatchSpanProcessor.builder(exporter(settings))
                                           .setScheduleDelay(settings.exportDelay())
                                           .setMaxQueueSize(settings.exportQueueSize())

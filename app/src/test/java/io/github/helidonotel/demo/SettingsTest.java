@@ -8,10 +8,12 @@ import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.startsWith;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 class SettingsTest {
@@ -85,11 +87,44 @@ class SettingsTest {
             "OTEL_BSP_SCHEDULE_DELAY | -5                 | invalid OTEL_BSP_SCHEDULE_DELAY='-5'",
             "OTEL_BSP_MAX_QUEUE_SIZE | 0                  | invalid OTEL_BSP_MAX_QUEUE_SIZE='0': expected a whole number, 1 or more",
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE | 10000       | invalid OTEL_BSP_MAX_EXPORT_BATCH_SIZE='10000': expected a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (8192)",
+            "OTEL_TRACES_SAMPLER | jaeger_remote         | invalid OTEL_TRACES_SAMPLER='jaeger_remote': expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
     })
     void badValuesAreRejectedWithTheVariableValueAndAcceptedValues(String variable, String value, String message) {
         SettingsException error = assertThrows(SettingsException.class,
                                                () -> Settings.fromEnvironment(Map.of(variable, value)));
         assertThat(error.getMessage(), containsString(message));
+    }
+
+    @Test
+    void everyTraceIsRecordedUnlessTheCallerDecidedOtherwiseByDefault() {
+        assertThat(Settings.fromEnvironment(Map.of()).sampler().getDescription(),
+                   is("ParentBased{root:AlwaysOnSampler,remoteParentSampled:AlwaysOnSampler,"
+                      + "remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,"
+                      + "localParentNotSampled:AlwaysOffSampler}"));
+    }
+
+    @ParameterizedTest
+    @CsvSource({
+            "always_off,               '',   AlwaysOffSampler",
+            "' TraceIdRatio ',         0.25, TraceIdRatioBased{0.250000}",
+            "traceidratio,             '',   TraceIdRatioBased{1.000000}",
+            "parentbased_traceidratio, 0.1,  ParentBased{root:TraceIdRatioBased{0.100000},",
+            "always_on,                ten,  AlwaysOnSampler",
+    })
+    void samplerFollowsTheSdksVariables(String name, String ratio, String description) {
+        Settings settings = Settings.fromEnvironment(Map.of("OTEL_TRACES_SAMPLER", name,
+                                                            "OTEL_TRACES_SAMPLER_ARG", ratio));
+        assertThat("the ratio is read only by the ratio samplers, as the specification has it",
+                   settings.sampler().getDescription(), startsWith(description));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"ten", "1.5", "-0.1", "NaN"})
+    void ratioSamplersRejectARatioOutsideZeroToOne(String ratio) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", ratio)));
+        assertThat(error.getMessage(), is("invalid OTEL_TRACES_SAMPLER_ARG='" + ratio
+                                          + "': expected a number from 0 to 1, e.g. 0.1 to record one trace in ten"));
     }
 
     @Test

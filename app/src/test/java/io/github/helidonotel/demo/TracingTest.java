@@ -175,6 +175,25 @@ class TracingTest {
         }
     }
 
+    @Test
+    void aZeroRatioSamplerStartsNoTraceButFollowsACallerThatSampled() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP)) {
+            Map<String, String> env = new HashMap<>(exportingTo(receiver, ExportMode.OTEL_COLLECTOR_HTTP, "app-a"));
+            env.put("OTEL_TRACES_SAMPLER", "parentbased_traceidratio");
+            env.put("OTEL_TRACES_SAMPLER_ARG", "0");
+            String traceId = Instances.newTraceId();
+            try (DemoServer ignored = start(port, env)) {
+                assertThat(Instances.get(port, "/cpu_task").statusCode(), is(200));
+                var followed = Instances.get(port, "/", "traceparent", Instances.traceparent(traceId, CALLER_SPAN_ID));
+                assertThat(followed.statusCode(), is(200));
+            }
+            // close() has flushed: only the request whose caller had sampled its trace was recorded
+            assertThat(receiver.spans().stream().map(ReceivedSpan::name).toList(), contains("GET /"));
+            assertThat(receiver.spans().getFirst().traceId(), is(traceId));
+        }
+    }
+
     private static Map<String, String> withTargets(Map<String, String> env, int portOne, int portTwo) {
         Map<String, String> all = new HashMap<>(env);
         all.put("TARGET_ONE_HOST", "127.0.0.1:" + portOne);
