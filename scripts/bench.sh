@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Throughput, p99 latency and CPU time per request of `/` and `/chain` on three local instances
-# (loopback), traced (OTLP/HTTP to a local receiver) and untraced (MODE=none), plus the resident
-# memory of one instance afterwards, with the JVM options the app role gives the systemd unit.
-# A third variant, "recorded", traces `/` but drops every span before export (a one-span queue and
-# no endpoint), which separates the cost of recording spans from the cost of exporting them.
-# Prints figures; asserts nothing.
-#   BENCH_ROUNDS=3 BENCH_DURATION=15s BENCH_CONNECTIONS=16 scripts/bench.sh
-# The variants alternate for BENCH_ROUNDS rounds and the median round is reported: on a shared
-# 2-core VM one run of the same build varies by up to ±20 %.
+# Throughput, p99 latency and CPU time per request of `/` on local instances (loopback), traced
+# and untraced, the same for `/chain` across three instances, and the resident memory of one
+# instance, with the JVM options the app role gives the systemd unit. Prints figures; asserts
+# nothing. Variants, each its own instances:
+#   none       MODE=none: tracing off (three instances, `/` and `/chain`);
+#   unsampled  tracing on, but the sampler records nothing (OTEL_TRACES_SAMPLER=always_off): the
+#              cost of the tracing path itself (context extraction, non-recording spans, trace ids
+#              in the log lines);
+#   sampled    one new trace in 1/BENCH_SAMPLE_RATIO recorded and exported (parentbased_traceidratio);
+#   recorded   every span recorded, then dropped before export (a one-span queue and no endpoint),
+#              which separates the cost of recording spans from the cost of exporting them;
+#   traced     every span recorded and exported over OTLP/HTTP to a local sink (three instances,
+#              `/` and `/chain`);
+#   none-again a second MODE=none instance: it differs from the first in nothing, so the spread
+#              of its ratio to MODE=none shows how large a difference the noise alone makes.
+# The speed of this shared 2-core VM drifts by up to 1.5x within minutes, which swamps the
+# differences measured here when each variant gets one long run in turn. So every instance of
+# every variant is started (and warmed up) first, then `/` is measured in short runs that take
+# the variants in turn, BENCH_ROUNDS times, each round in another order; each variant's throughput
+# is compared with MODE=none's of the same round, and the medians are reported.
+#   BENCH_ROUNDS=7 BENCH_DURATION=10s BENCH_CONNECTIONS=16 BENCH_SAMPLE_RATIO=0.1 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${BENCH_ROUNDS:-3}
-DURATION=${BENCH_DURATION:-15s}
+ROUNDS=${BENCH_ROUNDS:-7}
+DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
+SAMPLE_RATIO=${BENCH_SAMPLE_RATIO:-0.1}
 BASE_PORT=${BENCH_BASE_PORT:-18100}
-SINK_PORT=$((BASE_PORT + 18))
-CLOSED_PORT=$((BASE_PORT + 19))  # nothing listens here: the "recorded" variant's endpoint
-VARIANTS=(none recorded traced)
+SINK_PORT=$((BASE_PORT + 98))
+CLOSED_PORT=$((BASE_PORT + 99))  # nothing listens here: the endpoint of variants that export nothing
+VARIANTS=(none unsampled sampled recorded traced none-again)
 WORK=$(mktemp -d)
 pids=()
 
@@ -38,9 +51,22 @@ role_jvm_opts() {
 }
 JVM_OPTS=${BENCH_JVM_OPTS:-$(role_jvm_opts)}
 
-cleanup() {
+# Stops the processes in pids. The instances were started in command substitutions, so they are
+# not this shell's children and `wait` cannot wait for them: poll until they are gone (an instance
+# may take its 10 s grace period for open connections and then flush spans), at most 40 s.
+stop_all() {
+  local pid="" _
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 200); do
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && break; done
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  pids=()
+}
+cleanup() {
+  stop_all
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -49,18 +75,31 @@ command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y 
 JAVA_HOME=$(scripts/java-home.sh)
 [ -f app/target/app.jar ] || scripts/build-app.sh
 
-start_instance() {  # start_instance <name> <port> <variant> <log> -> pid on stdout
-  local name=$1 port=$2 variant=$3 log=$4 tracing
+# Variant number k (0-5) has its instances on ports BASE_PORT + 10k + 1, + 2, + 3.
+port_of() {  # port_of <variant> <instance 1-3>
+  local k
+  for k in "${!VARIANTS[@]}"; do
+    if [ "${VARIANTS[k]}" = "$1" ]; then echo $((BASE_PORT + 10 * k + $2)); return; fi
+  done
+}
+
+start_instance() {  # start_instance <variant> <instance 1-3> -> pid on stdout
+  local variant=$1 i=$2 tracing
+  local names=([1]=app-a [2]=app-b [3]=app-c)
   case "$variant" in
-    none) tracing=(MODE=none) ;;
-    traced) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces") ;;
+    none | none-again) tracing=(MODE=none) ;;
+    unsampled) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$CLOSED_PORT/v1/traces"
+                        OTEL_TRACES_SAMPLER=always_off) ;;
+    sampled) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces"
+                      OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG="$SAMPLE_RATIO") ;;
     recorded) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$CLOSED_PORT/v1/traces"
                        OTEL_BSP_MAX_QUEUE_SIZE=1 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1) ;;
+    traced) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces") ;;
   esac
   # shellcheck disable=SC2086  # JVM_OPTS is a list of options
-  env -i PATH="$PATH" "${tracing[@]}" OTEL_SERVICE_NAME="$name" EXPOSE_PORT="$port" \
-      TARGET_ONE_HOST="127.0.0.1:$((BASE_PORT + 2))" TARGET_TWO_HOST="127.0.0.1:$((BASE_PORT + 3))" \
-      "$JAVA_HOME/bin/java" $JVM_OPTS -jar app/target/app.jar >"$log" 2>&1 &
+  env -i PATH="$PATH" "${tracing[@]}" OTEL_SERVICE_NAME="${names[i]}" EXPOSE_PORT="$(port_of "$variant" "$i")" \
+      TARGET_ONE_HOST="127.0.0.1:$(port_of "$variant" 2)" TARGET_TWO_HOST="127.0.0.1:$(port_of "$variant" 3)" \
+      "$JAVA_HOME/bin/java" $JVM_OPTS -jar app/target/app.jar >"$WORK/$variant-${names[i]}.log" 2>&1 &
   echo $!
 }
 
@@ -108,70 +147,104 @@ measure() {
     }' "$WORK/wrk.out"
 }
 
-NAMES=([1]=app-a [2]=app-b [3]=app-c)
-for round in $(seq 1 "$ROUNDS"); do
-  for variant in "${VARIANTS[@]}"; do
-    echo "== round $round, $variant"
-    started=()
-    if [ "$variant" = traced ]; then
-      python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
-      sink_pid=$!; pids+=("$sink_pid"); started+=("$sink_pid")
-    fi
-    instances=(1 2 3)
-    [ "$variant" = recorded ] && instances=(1)  # only `/` is measured: app-b and app-c serve /chain
-    for i in "${instances[@]}"; do
-      pid=$(start_instance "${NAMES[i]}" $((BASE_PORT + i)) "$variant" "$WORK/${NAMES[i]}.log")
-      pids+=("$pid"); started+=("$pid")
-      [ "$i" = 1 ] && app_a=$pid
-    done
-    for i in "${instances[@]}"; do await_healthy $((BASE_PORT + i)); done
-    wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$((BASE_PORT + 1))/" >/dev/null   # JIT warm-up
-    read -r rps p99 cpu export_cpu jvm_cpu < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/" "$app_a")
-    echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >>"$WORK/$variant.root"
-    echo "   /      $rps req/s, p99 $p99, $cpu µs CPU of app-a per request" \
-         "($export_cpu in span export threads, $jvm_cpu in GC and JIT threads)"
-    if [ "$variant" != recorded ]; then  # its spans never leave the instance: nothing to compare
-      read -r rps p99 _ < <(measure "http://127.0.0.1:$((BASE_PORT + 1))/chain" "$app_a")
-      echo "$rps $p99" >>"$WORK/$variant.chain"
-      echo "   /chain $rps req/s, p99 $p99"
-      rss=$(awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$app_a/status")
-      echo "$rss" >>"$WORK/$variant.rss"
-      echo "   RSS of app-a after the run: $rss MiB"
-    fi
-    for pid in "${started[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
-    if [ "$variant" = traced ]; then
-      # A span the batch processor dropped (queue full) was never encoded or sent, so a round
-      # with drops flatters tracing; the summary prints their total.
-      dropped=$(cat "$WORK"/app-?.log | sed -n 's/.*dropped \([0-9]*\) span.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
-      echo "$dropped" >>"$WORK/$variant.dropped"
-      echo "   spans dropped by the batch processors: $dropped; $(cat "$WORK/sink.err")"
-    fi
+python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
+sink_pid=$!; pids+=("$sink_pid")
+declare -A app_a
+for variant in "${VARIANTS[@]}"; do
+  instances=(1)  # `/` only: app-b and app-c serve /chain
+  case "$variant" in none | traced) instances=(1 2 3) ;; esac
+  for i in "${instances[@]}"; do
+    pid=$(start_instance "$variant" "$i"); pids+=("$pid")
+    [ "$i" = 1 ] && app_a[$variant]=$pid
+    echo "$i" >>"$WORK/$variant.instances"
   done
 done
+for variant in "${VARIANTS[@]}"; do
+  while read -r i; do await_healthy "$(port_of "$variant" "$i")"; done <"$WORK/$variant.instances"
+done
+for variant in "${VARIANTS[@]}"; do  # JIT warm-up
+  wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$(port_of "$variant" 1)/" >/dev/null
+done
+
+for round in $(seq 1 "$ROUNDS"); do
+  # each round starts one variant later, so that no variant always runs right after the same one
+  order=("${VARIANTS[@]:$(((round - 1) % ${#VARIANTS[@]}))}" "${VARIANTS[@]:0:$(((round - 1) % ${#VARIANTS[@]}))}")
+  echo "== round $round: ${order[*]}"
+  for variant in "${order[@]}"; do
+    read -r rps p99 cpu export_cpu jvm_cpu < <(measure "http://127.0.0.1:$(port_of "$variant" 1)/" "${app_a[$variant]}")
+    echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >"$WORK/round-$round.$variant"
+    printf '   %-9s / %9s req/s, p99 %8s, %3s µs CPU of app-a per request (%s in span export threads, %s in GC and JIT threads)\n' \
+           "$variant" "$rps" "$p99" "$cpu" "$export_cpu" "$jvm_cpu"
+  done
+  for variant in "${VARIANTS[@]}"; do
+    read -r rps _ <"$WORK/round-$round.$variant"
+    read -r none_rps _ <"$WORK/round-$round.none"
+    cat "$WORK/round-$round.$variant" >>"$WORK/$variant.root"
+    awk -v x="$rps" -v n="$none_rps" 'BEGIN { printf "%.1f\n", 100 * x / n }' >>"$WORK/$variant.percent"
+  done
+done
+for variant in none traced; do
+  read -r rps p99 _ < <(measure "http://127.0.0.1:$(port_of "$variant" 1)/chain" "${app_a[$variant]}")
+  echo "$rps $p99" >"$WORK/$variant.chain"
+  echo "== /chain, $variant: $rps req/s, p99 $p99"
+done
+for variant in "${VARIANTS[@]}"; do
+  awk '/VmRSS/ { printf "%d\n", $2 / 1024 }' "/proc/${app_a[$variant]}/status" >"$WORK/$variant.rss"
+done
+# Stop everything, so that the logs hold the batch processors' last words: a span they dropped
+# (queue full) was never encoded or sent, so a figure with drops flatters tracing.
+stop_all
+for variant in sampled traced; do
+  cat "$WORK/$variant"-app-?.log | sed -n 's/.*dropped \([0-9]*\) span.*/\1/p' |
+    awk '{ s += $1 } END { print s + 0 }' >"$WORK/$variant.dropped"
+done
+echo "== $(cat "$WORK/sink.err")"
 
 median_row() {  # median_row <file>: the row whose first column (req/s) is the median
   sort -n -k1,1 "$1" | awk '{ rows[NR] = $0 } END { print rows[int((NR + 1) / 2)] }'
 }
-max_of() { sort -n "$1" | tail -1; }
 
-read -r none_rps none_p99 none_cpu none_export none_jvm < <(median_row "$WORK/none.root")
-read -r rec_rps rec_p99 rec_cpu rec_export rec_jvm < <(median_row "$WORK/recorded.root")
-read -r traced_rps traced_p99 traced_cpu traced_export traced_jvm < <(median_row "$WORK/traced.root")
-read -r none_chain none_chain_p99 < <(median_row "$WORK/none.chain")
-read -r traced_chain traced_chain_p99 < <(median_row "$WORK/traced.chain")
-percent_of_none() { awk -v x="$1" -v n="$none_rps" 'BEGIN { printf "%.1f", 100 * x / n }'; }
-cat <<EOT
+declare -A rps p99 cpu export_cpu jvm_cpu title
+title=([none]="MODE=none" [unsampled]="unsampled (always_off)" [sampled]="sampled ($SAMPLE_RATIO)"
+       [recorded]="recorded, not exported" [traced]="traced (OTLP/HTTP)" [none-again]="MODE=none again")
+for v in "${VARIANTS[@]}"; do
+  read -r "rps[$v]" "p99[$v]" "cpu[$v]" "export_cpu[$v]" "jvm_cpu[$v]" < <(median_row "$WORK/$v.root")
+done
+row() {  # row <label> <function printing the cell of the variant it is given>
+  local line="| $1 |" v
+  for v in "${VARIANTS[@]}"; do line+=" $("$2" "$v") |"; done
+  echo "$line"
+}
+root_cell() { echo "${rps[$1]} req/s, p99 ${p99[$1]}"; }
+median_and_range() {  # median_and_range <file of numbers>
+  sort -n "$1" | awk '{ p[NR] = $1 } END { printf "%.1f %% (%.1f-%.1f)", p[int((NR + 1) / 2)], p[1], p[NR] }'
+}
+percent_cell() { median_and_range "$WORK/$1.percent"; }
+cpu_cell() { echo "${cpu[$1]} µs"; }
+export_cell() { echo "${export_cpu[$1]} µs"; }
+jvm_cell() { echo "${jvm_cpu[$1]} µs"; }
+rest_cell() { echo "$((cpu[$1] - export_cpu[$1] - jvm_cpu[$1])) µs"; }
+title_cell() { echo "${title[$1]}"; }
+chain_cell() {  # only the variants that ran all three instances measured /chain
+  local r p
+  if [ -f "$WORK/$1.chain" ]; then read -r r p <"$WORK/$1.chain"; echo "$r req/s, p99 $p"; else echo -; fi
+}
+rss_cell() { echo "$(cat "$WORK/$1.rss") MiB"; }
+dropped_cell() { if [ -f "$WORK/$1.dropped" ]; then awk '{ s += $1 } END { print s + 0 }' "$WORK/$1.dropped"; else echo -; fi; }
 
-Benchmark ($(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo), $("$JAVA_HOME/bin/java" -version 2>&1 | head -1), wrk -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, JVM options $JVM_OPTS)
-| endpoint | MODE=none | recorded, not exported | traced (OTLP/HTTP) |
-|---|---|---|---|
-| /      | $none_rps req/s, p99 $none_p99 | $rec_rps req/s, p99 $rec_p99 | $traced_rps req/s, p99 $traced_p99 |
-| CPU of app-a per request to / | $none_cpu µs | $rec_cpu µs | $traced_cpu µs |
-| ... in span export threads | $none_export µs | $rec_export µs | $traced_export µs |
-| ... in GC and JIT threads | $none_jvm µs | $rec_jvm µs | $traced_jvm µs |
-| ... in request handling (the rest) | $((none_cpu - none_export - none_jvm)) µs | $((rec_cpu - rec_export - rec_jvm)) µs | $((traced_cpu - traced_export - traced_jvm)) µs |
-| /chain | $none_chain req/s, p99 $none_chain_p99 | - | $traced_chain req/s, p99 $traced_chain_p99 |
-| RSS of app-a (highest of the rounds) | $(max_of "$WORK/none.rss") MiB | - | $(max_of "$WORK/traced.rss") MiB |
-spans dropped in the traced rounds: $(awk '{ s += $1 } END { print s + 0 }' "$WORK/traced.dropped")
-throughput on / relative to MODE=none: recorded $(percent_of_none "$rec_rps")%, traced $(percent_of_none "$traced_rps")% (goal: traced >= 95%); RSS goal <= 150 MiB
-EOT
+echo
+echo "Benchmark ($(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo)," \
+     "$("$JAVA_HOME/bin/java" -version 2>&1 | head -1), wrk -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds," \
+     "JVM options $JVM_OPTS)"
+row endpoint title_cell
+echo "|---|---|---|---|---|---|---|"
+row "/" root_cell
+row "/ relative to MODE=none in the same round (median, range)" percent_cell
+row "CPU of app-a per request to /" cpu_cell
+row "... in span export threads" export_cell
+row "... in GC and JIT threads" jvm_cell
+row "... in request handling (the rest)" rest_cell
+row "/chain" chain_cell
+row "RSS of app-a after all runs" rss_cell
+row "spans dropped by the batch processors" dropped_cell
+echo "goals: traced >= 95 % of MODE=none on /; RSS <= 150 MiB"
