@@ -63,6 +63,32 @@ def test_runs_as_own_non_root_user(hosts, placement):
     assert proc_comm == "java", f"{app}'s main process is {proc_comm!r}, not java"
 
 
+# Every unit the roles install, apps aside (each app instance is a unit of its own name).
+STACK_UNITS = ["otel-collector", "jaeger-collector", "jaeger-query", "cassandra", "prometheus",
+               "loki", "promtail", "alloy", "grafana"]
+
+
+def test_no_two_services_share_a_user(hosts, inventory):
+    """Every running service of the stack, apps included, runs as the non-root user its unit
+    names, and no two services use the same user, on one host or across the lab."""
+    users = {}  # service -> user
+    for name, host in hosts.items():
+        for unit in STACK_UNITS + inventory[name]["apps"]:
+            if not host.service(f"{unit}.service").is_running:
+                continue
+            configured = host.check_output(f"systemctl show --property=User --value {unit}.service").strip()
+            pid = main_pid(host, unit)
+            running_as = host.check_output(f"stat -c %U /proc/{pid}").strip()
+            assert running_as == configured != "root", \
+                f"{unit} on {name} runs as {running_as!r}, its unit names {configured!r}"
+            assert users.setdefault(unit, running_as) == running_as, \
+                f"{unit} runs as {users[unit]!r} on one host and {running_as!r} on {name}"
+    assert {"jaeger-collector", "jaeger-query", "otel-collector"} <= users.keys(), \
+        f"the lab runs fewer services than expected: {sorted(users)}"
+    sharing = {user: sorted(u for u in users if users[u] == user) for user in users.values()}
+    assert all(len(units) == 1 for units in sharing.values()), f"services sharing a user: {sharing}"
+
+
 def test_listens_on_port(hosts, inventory, placement):
     name, app = placement
     host = hosts[name]
