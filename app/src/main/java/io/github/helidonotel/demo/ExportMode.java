@@ -1,9 +1,6 @@
 package io.github.helidonotel.demo;
 
-import java.util.Arrays;
-import java.util.Locale;
 import java.util.Optional;
-import java.util.stream.Collectors;
 
 /**
  * Where spans go, chosen by the {@code MODE} variable. The names and endpoint variables are those
@@ -54,12 +51,11 @@ public enum ExportMode {
 
     /** Every accepted {@code MODE} value, comma separated, for error messages. */
     public static String acceptedValues() {
-        return Arrays.stream(values()).map(ExportMode::value).collect(Collectors.joining(", "));
+        return ConfigNames.list(values(), ExportMode::value);
     }
 
     /** The mode named by {@code value}, if any (case-insensitive, surrounding blanks ignored). */
     public static Optional<ExportMode> fromValue(String value) {
-        String wanted = value.strip().toLowerCase(Locale.ROOT);
-        return Arrays.stream(values()).filter(mode -> mode.value.equals(wanted)).findFirst();
+        return ConfigNames.find(values(), ExportMode::value, value);
     }
 }

@@ -1,11 +1,7 @@
 package io.github.helidonotel.demo;
 
-import java.util.Arrays;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Optional;
 import java.util.function.DoubleFunction;
-import java.util.stream.Collectors;
 
 import io.opentelemetry.sdk.trace.samplers.Sampler;
 
@@ -18,12 +14,12 @@ import io.opentelemetry.sdk.trace.samplers.Sampler;
  * {@code xray}) need SDK extensions this service does not ship, so they are not offered.
  */
 enum TraceSampler {
-    ALWAYS_ON("always_on", ratio -> Sampler.alwaysOn()),
-    ALWAYS_OFF("always_off", ratio -> Sampler.alwaysOff()),
-    TRACE_ID_RATIO("traceidratio", Sampler::traceIdRatioBased),
-    PARENT_BASED_ALWAYS_ON("parentbased_always_on", ratio -> Sampler.parentBased(Sampler.alwaysOn())),
-    PARENT_BASED_ALWAYS_OFF("parentbased_always_off", ratio -> Sampler.parentBased(Sampler.alwaysOff())),
-    PARENT_BASED_TRACE_ID_RATIO("parentbased_traceidratio",
+    ALWAYS_ON("always_on", false, ratio -> Sampler.alwaysOn()),
+    ALWAYS_OFF("always_off", false, ratio -> Sampler.alwaysOff()),
+    TRACE_ID_RATIO("traceidratio", true, Sampler::traceIdRatioBased),
+    PARENT_BASED_ALWAYS_ON("parentbased_always_on", false, ratio -> Sampler.parentBased(Sampler.alwaysOn())),
+    PARENT_BASED_ALWAYS_OFF("parentbased_always_off", false, ratio -> Sampler.parentBased(Sampler.alwaysOff())),
+    PARENT_BASED_TRACE_ID_RATIO("parentbased_traceidratio", true,
                                 ratio -> Sampler.parentBased(Sampler.traceIdRatioBased(ratio)));
 
     static final String SAMPLER_VARIABLE = "OTEL_TRACES_SAMPLER";
@@ -32,11 +28,19 @@ enum TraceSampler {
     static final TraceSampler DEFAULT = PARENT_BASED_ALWAYS_ON;
 
     private final String value;
+    /** Whether OTEL_TRACES_SAMPLER_ARG is read: the specification has the others ignore it. */
+    private final boolean readsRatio;
     private final DoubleFunction<Sampler> factory;
 
-    TraceSampler(String value, DoubleFunction<Sampler> factory) {
+    TraceSampler(String value, boolean readsRatio, DoubleFunction<Sampler> factory) {
         this.value = value;
+        this.readsRatio = readsRatio;
         this.factory = factory;
+    }
+
+    /** The name as written in {@code OTEL_TRACES_SAMPLER}. */
+    String value() {
+        return value;
     }
 
     /**
@@ -45,13 +49,10 @@ enum TraceSampler {
      */
     static Sampler fromEnvironment(Map<String, String> env) {
         String name = env.getOrDefault(SAMPLER_VARIABLE, "");
-        TraceSampler sampler = name.isBlank() ? DEFAULT : fromValue(name).orElseThrow(
-                () -> new SettingsException(SAMPLER_VARIABLE, name, "one of " + acceptedValues()));
-        return sampler.factory.apply(sampler.usesRatio() ? ratio(env.get(RATIO_VARIABLE)) : 1.0);
-    }
-
-    private boolean usesRatio() {
-        return this == TRACE_ID_RATIO || this == PARENT_BASED_TRACE_ID_RATIO;
+        TraceSampler sampler = name.isBlank() ? DEFAULT : ConfigNames.find(values(), TraceSampler::value, name)
+                .orElseThrow(() -> new SettingsException(SAMPLER_VARIABLE, name,
+                                                         "one of " + ConfigNames.list(values(), TraceSampler::value)));
+        return sampler.factory.apply(sampler.readsRatio ? ratio(env.get(RATIO_VARIABLE)) : 1.0);
     }
 
     private static double ratio(String value) {
@@ -68,14 +69,5 @@ enum TraceSampler {
         } catch (NumberFormatException e) {
             throw new SettingsException(RATIO_VARIABLE, value, accepted);
         }
-    }
-
-    private static Optional<TraceSampler> fromValue(String value) {
-        String wanted = value.strip().toLowerCase(Locale.ROOT);
-        return Arrays.stream(values()).filter(sampler -> sampler.value.equals(wanted)).findFirst();
-    }
-
-    private static String acceptedValues() {
-        return Arrays.stream(values()).map(sampler -> sampler.value).collect(Collectors.joining(", "));
     }
 }
