@@ -1,5 +1,6 @@
 package io.github.helidonotel.demo;
 
+import java.util.List;
 import java.util.Optional;
 
 import io.opentelemetry.api.GlobalOpenTelemetry;
@@ -8,8 +9,9 @@ import org.slf4j.LoggerFactory;
 import org.slf4j.bridge.SLF4JBridgeHandler;
 
 /**
- * Start-up in order: logging, settings, telemetry, server; and a shutdown hook that stops the
- * server before flushing spans, so requests completed before SIGTERM are exported.
+ * Start-up in order: logging, settings (and whether logging started as they say), telemetry,
+ * server; and a shutdown hook that stops the server before flushing spans, so requests completed
+ * before SIGTERM are exported.
  */
 public final class Main {
     private Main() {
@@ -29,15 +31,25 @@ public final class Main {
             System.exit(2);
             return;
         }
+        List<String> loggingProblems = LoggingStatus.configurationProblems();
+        if (!loggingProblems.isEmpty()) {
+            logger.error("configuration error: logging did not start as LOG_FILE{}, LOG_FILE_MAX_SIZE and "
+                                 + "LOG_FILE_MAX_HISTORY say: {}",
+                         settings.logFile().map(file -> "='" + file + "'").orElse(""),
+                         String.join("; ", loggingProblems));
+            System.exit(2);
+            return;
+        }
 
         Telemetry telemetry = Telemetry.create(settings, serviceVersion());
         // Registered before any server or client exists, so every library finds the same SDK.
         GlobalOpenTelemetry.set(telemetry.openTelemetry());
         DemoServer server = DemoServer.start(settings, telemetry);
         Runtime.getRuntime().addShutdownHook(new Thread(server::close, "demo-shutdown"));
-        logger.info("{} listening on port {}, MODE={}{}", settings.serviceName(), server.port(),
+        logger.info("{} listening on port {}, MODE={}{}{}", settings.serviceName(), server.port(),
                     settings.mode().value(),
-                    settings.exportEndpoint().map(uri -> ", exporting to " + uri).orElse(""));
+                    settings.exportEndpoint().map(uri -> ", exporting to " + uri).orElse(""),
+                    settings.logFile().map(file -> ", logging to stdout and " + file).orElse(""));
     }
 
     private static String serviceVersion() {

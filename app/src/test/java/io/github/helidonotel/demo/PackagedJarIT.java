@@ -133,6 +133,34 @@ class PackagedJarIT {
         }
     }
 
+    /** Logback would run on without the file appender, and the log shipper would have nothing to ship. */
+    @Test
+    void logFileThatCannotBeCreatedStopsTheService() throws Exception {
+        Path notADirectory = Files.writeString(logs.resolve("a-file"), "");
+        Path logFile = notADirectory.resolve("app.log");
+        Process process = startJar(Map.of("MODE", "none", "EXPOSE_PORT", "0", "LOG_FILE", logFile.toString()),
+                                   logs.resolve("bad-log-file.out"));
+        assertThat("exits by itself", process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
+        assertThat(process.exitValue(), is(2));
+        List<String> printed = Files.readAllLines(logs.resolve("bad-log-file.out"));
+        assertThat("one line, not logback's status dump", printed, hasSize(1));
+        assertThat(printed.getFirst(), containsString("configuration error: logging did not start as LOG_FILE='"
+                                                              + logFile + "'"));
+        assertThat(printed.getFirst(), containsString("openFile(" + logFile));
+    }
+
+    /** Logback would only warn and rotate at its own default size. */
+    @Test
+    void unreadableLogFileSizeStopsTheService() throws Exception {
+        Process process = startJar(Map.of("MODE", "none", "EXPOSE_PORT", "0",
+                                          "LOG_FILE", logs.resolve("app.log").toString(), "LOG_FILE_MAX_SIZE", "lots"),
+                                   logs.resolve("bad-log-size.out"));
+        assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
+        assertThat(process.exitValue(), is(2));
+        assertThat(Files.readString(logs.resolve("bad-log-size.out")),
+                   containsString("Failed to set property [maxFileSize] to value \"lots\""));
+    }
+
     @Test
     void emptyLogFileMeansNoFile() throws Exception {
         int port = Instances.freePort();
@@ -142,7 +170,8 @@ class PackagedJarIT {
         assertThat(Instances.get(port, "/").statusCode(), is(200));
         String printed = Files.readString(output);
         assertThat(printed, containsString("- Hello World"));
-        assertThat("logback tried to open a file named ''", printed, not(containsString("openFile")));
+        // Had logback tried to open a file named '', the service would have stopped (see above).
+        assertThat(printed, containsString("listening on port " + port + ", MODE=none\n"));
     }
 
     /** Both senders: OkHttp's for gRPC, the JDK's for HTTP (see JdkHttpSenderLoader). */
@@ -194,7 +223,7 @@ class PackagedJarIT {
                 .redirectErrorStream(true)
                 .redirectOutput(output.toFile());
         builder.environment().keySet().removeIf(key -> key.startsWith("OTEL_") || key.equals("MODE")
-                || key.endsWith("_ENDPOINT") || key.equals("LOG_FILE") || key.equals("EXPOSE_PORT"));
+                || key.endsWith("_ENDPOINT") || key.startsWith("LOG_FILE") || key.equals("EXPOSE_PORT"));
         builder.environment().putAll(env);
         Process process = builder.start();
         processes.add(process);
