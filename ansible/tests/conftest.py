@@ -123,3 +123,10 @@ def env_file(host, app):
             key, value = line.split("=", 1)
             values[key.strip()] = value.strip().strip('"')
     return values
+
+
+def deploy_lab(*args, timeout=1200):
+    """Runs ansible/lab/deploy.sh (site.yml on the lab) with extra ansible-playbook arguments;
+    returns the CompletedProcess, whatever its exit status."""
+    return subprocess.run([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args],
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,4 +1,5 @@
-"""Verification of the deployed lab: units, users, ports, a traced /chain, a host reboot.
+"""Verification of the deployed lab: units, users, ports, a traced /chain, a deploy with a bad
+setting, a host reboot.
 
 The tests talk to the real hosts; each one fails when the deployment is wrong.
 """
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import env_file, http_get, ssh
+from conftest import deploy_lab, env_file, http_get, ssh
 
 PORT = 8000
 HEALTH_PATH = "/observe/health"
@@ -143,6 +144,41 @@ def test_log_file_holds_the_trace_id(hosts, placement, chain_request):
         time.sleep(1)
     line = found.stdout.strip()
     assert re.search(rf"trace_id={trace_id} span_id=[0-9a-f]{{16}} resource\.service\.name={app}\b", line), line
+
+
+def unit_state(host, unit):
+    """A few properties of a unit, as {name: value}."""
+    out = host.check_output(
+        f"systemctl show --property=ActiveState,Result,ExecMainStatus,NRestarts {unit}.service")
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(hosts, inventory):
+    """A setting the app refuses (here a LOG_FILE_MAX_SIZE logback cannot read) fails the deploy
+    with the app's own line from the journal; the unit stays down (exit status 2 is not restarted:
+    RestartPreventExitStatus) instead of restarting every 5 s; the next deploy with the setting
+    gone brings the instances back."""
+    name = next(h for h in sorted(inventory) if "app-a" in inventory[h]["apps"])
+    apps, host = inventory[name]["apps"], hosts[name]
+    health_timeout = 20  # > RestartSec (5 s): a restart loop would show in NRestarts
+    configure_one_host = ["--limit", name, "--tags", "app_configure"]
+    bad = deploy_lab(*configure_one_host, "-e", json.dumps(
+        {"app_health_timeout": health_timeout, "app_extra_env": {"LOG_FILE_MAX_SIZE": "lots"}}))
+    try:
+        assert bad.returncode != 0, "the deploy passed with LOG_FILE_MAX_SIZE=lots"
+        assert "Not healthy within 20 s (GET /observe/health)" in bad.stdout, bad.stdout[-3000:]
+        assert all(f"{app} said:" in bad.stdout for app in apps), bad.stdout[-3000:]
+        for app in apps:
+            state = unit_state(host, app)
+            assert state == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2",
+                             "NRestarts": "0"}, f"{app} on {name}: {state}"
+        assert "configuration error: logging did not start" in bad.stdout, bad.stdout[-3000:]
+        assert "[maxFileSize]" in bad.stdout and "lots" in bad.stdout, bad.stdout[-3000:]
+    finally:
+        good = deploy_lab(*configure_one_host)
+    assert good.returncode == 0, f"the deploy without the bad setting failed:\n{good.stdout[-3000:]}"
+    for app in apps:
+        assert unit_state(host, app)["ActiveState"] == "active", f"{app} on {name} did not come back"
 
 
 def wait_for(predicate, timeout, what):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, http_get
+from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, deploy_lab, http_get
 
 ROOT = ANSIBLE_DIR.parent
 SERVICES = ["app-a", "app-b", "app-c"]
@@ -187,8 +187,7 @@ def test_ui_shows_the_monitor_menu():
 
 def deploy(*args):
     """Runs ansible/lab/deploy.sh; returns {host: changed count} and the changed task names."""
-    proc = subprocess.run([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args],
-                          capture_output=True, text=True, timeout=1200)
+    proc = deploy_lab(*args)
     assert proc.returncode == 0, f"deploy.sh {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
     tasks, current = set(), None
