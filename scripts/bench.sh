@@ -149,18 +149,18 @@ measure() {
 
 python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
 sink_pid=$!; pids+=("$sink_pid")
+instances_of() {  # instances_of <variant>: app-a only (`/`), or all three for /chain
+  case "$1" in none | traced) echo 1 2 3 ;; *) echo 1 ;; esac
+}
 declare -A app_a
 for variant in "${VARIANTS[@]}"; do
-  instances=(1)  # `/` only: app-b and app-c serve /chain
-  case "$variant" in none | traced) instances=(1 2 3) ;; esac
-  for i in "${instances[@]}"; do
+  for i in $(instances_of "$variant"); do
     pid=$(start_instance "$variant" "$i"); pids+=("$pid")
     [ "$i" = 1 ] && app_a[$variant]=$pid
-    echo "$i" >>"$WORK/$variant.instances"
   done
 done
 for variant in "${VARIANTS[@]}"; do
-  while read -r i; do await_healthy "$(port_of "$variant" "$i")"; done <"$WORK/$variant.instances"
+  for i in $(instances_of "$variant"); do await_healthy "$(port_of "$variant" "$i")"; done
 done
 for variant in "${VARIANTS[@]}"; do  # JIT warm-up
   wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:$(port_of "$variant" 1)/" >/dev/null

@@ -166,7 +166,7 @@ def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(ho
         {"app_health_timeout": health_timeout, "app_extra_env": {"LOG_FILE_MAX_SIZE": "lots"}}))
     try:
         assert bad.returncode != 0, "the deploy passed with LOG_FILE_MAX_SIZE=lots"
-        assert "Not healthy within 20 s (GET /observe/health)" in bad.stdout, bad.stdout[-3000:]
+        assert f"Not healthy within {health_timeout} s (GET {HEALTH_PATH})" in bad.stdout, bad.stdout[-3000:]
         assert all(f"{app} said:" in bad.stdout for app in apps), bad.stdout[-3000:]
         for app in apps:
             state = unit_state(host, app)

@@ -1,6 +1,7 @@
 package io.github.helidonotel.demo;
 
 import java.util.List;
+import java.util.Optional;
 
 import ch.qos.logback.classic.LoggerContext;
 import ch.qos.logback.core.status.Status;
@@ -18,8 +19,22 @@ final class LoggingStatus {
     private LoggingStatus() {
     }
 
+    /**
+     * Throws a {@link SettingsException} that names the log variables and quotes logback, one
+     * problem after the other, when logging did not start as they say.
+     */
+    static void requireStartedAsConfigured(Optional<String> logFile) {
+        List<String> problems = configurationProblems();
+        if (!problems.isEmpty()) {
+            String logFileValue = logFile.map(file -> "='" + file + "'").orElse("");
+            throw new SettingsException("logging did not start as LOG_FILE" + logFileValue
+                                                + ", LOG_FILE_MAX_SIZE and LOG_FILE_MAX_HISTORY say: "
+                                                + String.join("; ", problems));
+        }
+    }
+
     /** One line per warning or error, with its cause; empty when logging started as configured. */
-    static List<String> configurationProblems() {
+    private static List<String> configurationProblems() {
         if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext context)) {
             return List.of();  // another SLF4J backend: not this service's logback.xml
         }

@@ -1,6 +1,5 @@
 package io.github.helidonotel.demo;
 
-import java.util.List;
 import java.util.Optional;
 
 import io.opentelemetry.api.GlobalOpenTelemetry;
@@ -26,17 +25,9 @@ public final class Main {
         Settings settings;
         try {
             settings = Settings.fromEnvironment(System.getenv());
+            LoggingStatus.requireStartedAsConfigured(settings.logFile());
         } catch (SettingsException e) {
             logger.error("configuration error: {}", e.getMessage());
-            System.exit(2);
-            return;
-        }
-        List<String> loggingProblems = LoggingStatus.configurationProblems();
-        if (!loggingProblems.isEmpty()) {
-            logger.error("configuration error: logging did not start as LOG_FILE{}, LOG_FILE_MAX_SIZE and "
-                                 + "LOG_FILE_MAX_HISTORY say: {}",
-                         settings.logFile().map(file -> "='" + file + "'").orElse(""),
-                         String.join("; ", loggingProblems));
             System.exit(2);
             return;
         }

@@ -7,6 +7,11 @@ package io.github.helidonotel.demo;
  */
 public class SettingsException extends RuntimeException {
     public SettingsException(String variable, String value, String accepted) {
-        super("invalid " + variable + "='" + value + "': expected " + accepted);
+        this("invalid " + variable + "='" + value + "': expected " + accepted);
+    }
+
+    /** For settings that fail only once they are used, e.g. a log file that cannot be opened. */
+    public SettingsException(String message) {
+        super(message);
     }
 }
