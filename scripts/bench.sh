@@ -19,7 +19,11 @@
 # every variant is started (and warmed up) first, then `/` is measured in short runs that take
 # the variants in turn, BENCH_ROUNDS times, each round in another order; each variant's throughput
 # is compared with MODE=none's of the same round, and the medians are reported.
-#   BENCH_ROUNDS=7 BENCH_DURATION=10s BENCH_CONNECTIONS=16 BENCH_SAMPLE_RATIO=0.1 scripts/bench.sh
+# Last, scripts/SpanCostFloor.java measures what the OpenTelemetry SDK alone (the service's own
+# configuration, no server, no Helidon, no logging) spends per span, and from that and the whole
+# machine's CPU time per request to `/` in MODE=none, the most that traced throughput can reach.
+#   BENCH_ROUNDS=7 BENCH_DURATION=10s BENCH_CONNECTIONS=16 BENCH_SAMPLE_RATIO=0.1 \
+#   BENCH_FLOOR_SPANS=200000 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +32,7 @@ DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 SAMPLE_RATIO=${BENCH_SAMPLE_RATIO:-0.1}
 BASE_PORT=${BENCH_BASE_PORT:-18100}
+FLOOR_SPANS=${BENCH_FLOOR_SPANS:-200000}
 SINK_PORT=$((BASE_PORT + 98))
 CLOSED_PORT=$((BASE_PORT + 99))  # nothing listens here: the endpoint of variants that export nothing
 VARIANTS=(none unsampled sampled recorded traced none-again)
@@ -130,20 +135,31 @@ cpu_ticks() {
            END { printf "%d %d %d\n", all, export, jvm }'
 }
 
+# CPU time (ticks) the whole machine spent busy, all processes and the kernel: user, nice,
+# system, irq and softirq of /proc/stat (not idle, iowait, or steal, which is other guests' time).
+machine_busy_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
 # measure <url> <pid of the instance serving it>
-#   -> "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>"
+#   -> "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>
+#       <the whole machine's busy CPU µs per request>"
 measure() {
-  local before after requests
+  local before after machine_before machine_after requests
   before=$(cpu_ticks "$2")
+  machine_before=$(machine_busy_ticks)
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$WORK/wrk.out"
+  machine_after=$(machine_busy_ticks)
   after=$(cpu_ticks "$2")
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
-  awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" -v n="$requests" '
+  awk -v before="$before" -v after="$after" -v machine=$((machine_after - machine_before)) \
+      -v hz="$(getconf CLK_TCK)" -v n="$requests" '
     BEGIN { split(before, b); split(after, a) }
     /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 }
     END {
       us = 1e6 / hz / n
-      printf "%s %s %.0f %.0f %.0f\n", rps, p99, (a[1] - b[1]) * us, (a[2] - b[2]) * us, (a[3] - b[3]) * us
+      printf "%s %s %.0f %.0f %.0f %.0f\n", rps, p99, (a[1] - b[1]) * us, (a[2] - b[2]) * us, (a[3] - b[3]) * us,
+             machine * us
     }' "$WORK/wrk.out"
 }
 
@@ -171,8 +187,8 @@ for round in $(seq 1 "$ROUNDS"); do
   order=("${VARIANTS[@]:$(((round - 1) % ${#VARIANTS[@]}))}" "${VARIANTS[@]:0:$(((round - 1) % ${#VARIANTS[@]}))}")
   echo "== round $round: ${order[*]}"
   for variant in "${order[@]}"; do
-    read -r rps p99 cpu export_cpu jvm_cpu < <(measure "http://127.0.0.1:$(port_of "$variant" 1)/" "${app_a[$variant]}")
-    echo "$rps $p99 $cpu $export_cpu $jvm_cpu" >"$WORK/round-$round.$variant"
+    read -r rps p99 cpu export_cpu jvm_cpu machine_cpu < <(measure "http://127.0.0.1:$(port_of "$variant" 1)/" "${app_a[$variant]}")
+    echo "$rps $p99 $cpu $export_cpu $jvm_cpu $machine_cpu" >"$WORK/round-$round.$variant"
     printf '   %-9s / %9s req/s, p99 %8s, %3s µs CPU of app-a per request (%s in span export threads, %s in GC and JIT threads)\n' \
            "$variant" "$rps" "$p99" "$cpu" "$export_cpu" "$jvm_cpu"
   done
@@ -200,15 +216,25 @@ for variant in sampled traced; do
 done
 echo "== $(cat "$WORK/sink.err")"
 
+# The SDK alone, on a sink of its own, with nothing else running.
+python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/floor-sink.err" &
+pids+=("$!")
+echo "== the OpenTelemetry SDK alone (scripts/SpanCostFloor.java), $FLOOR_SPANS spans per run, $ROUNDS rounds"
+# shellcheck disable=SC2086  # JVM_OPTS is a list of options
+"$JAVA_HOME/bin/java" $JVM_OPTS -cp app/target/app.jar scripts/SpanCostFloor.java \
+    "http://127.0.0.1:$SINK_PORT/v1/traces" "http://127.0.0.1:$CLOSED_PORT/v1/traces" "$FLOOR_SPANS" "$ROUNDS" \
+    >"$WORK/floor" 2>"$WORK/floor.err" || { cat "$WORK/floor.err" >&2; exit 1; }
+stop_all
+
 median_row() {  # median_row <file>: the row whose first column (req/s) is the median
   sort -n -k1,1 "$1" | awk '{ rows[NR] = $0 } END { print rows[int((NR + 1) / 2)] }'
 }
 
-declare -A rps p99 cpu export_cpu jvm_cpu title
+declare -A rps p99 cpu export_cpu jvm_cpu machine_cpu floor title
 title=([none]="MODE=none" [unsampled]="unsampled (always_off)" [sampled]="sampled ($SAMPLE_RATIO)"
        [recorded]="recorded, not exported" [traced]="traced (OTLP/HTTP)" [none-again]="MODE=none again")
 for v in "${VARIANTS[@]}"; do
-  read -r "rps[$v]" "p99[$v]" "cpu[$v]" "export_cpu[$v]" "jvm_cpu[$v]" < <(median_row "$WORK/$v.root")
+  read -r "rps[$v]" "p99[$v]" "cpu[$v]" "export_cpu[$v]" "jvm_cpu[$v]" "machine_cpu[$v]" < <(median_row "$WORK/$v.root")
 done
 row() {  # row <label> <function printing the cell of the variant it is given>
   local line="| $1 |" v
@@ -248,3 +274,14 @@ row "/chain" chain_cell
 row "RSS of app-a after all runs" rss_cell
 row "spans dropped by the batch processors" dropped_cell
 echo "goals: traced >= 95 % of MODE=none on /; RSS <= 150 MiB"
+
+while read -r variant micros; do floor[$variant]=$micros; done <"$WORK/floor"
+echo
+echo "The OpenTelemetry SDK alone, configured as the service configures it, with no server, no Helidon and no"
+echo "logging, spent per span (CPU time of its whole process, median of $ROUNDS runs):" \
+     "${floor[unsampled]} µs unsampled, ${floor[recorded]} µs recorded, ${floor[exported]} µs recorded and exported."
+echo "A request to / in MODE=none took ${machine_cpu[none]} µs of the machine's CPU (app-a, wrk and the kernel;"
+echo "median round). A traced request costs at least the SDK's ${floor[exported]} µs more, so with the CPU busy, traced"
+awk -v b="${machine_cpu[none]}" -v e="${floor[exported]}" \
+    'BEGIN { printf "throughput can reach at most %d / (%d + %.1f) = %.1f %% of MODE=none'"'"'s, before Helidon'"'"'s tracing and the log lines add theirs.\n", b, b, e, 100 * b / (b + e) }'
+

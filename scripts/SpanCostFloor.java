@@ -1,0 +1,153 @@
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import com.sun.management.OperatingSystemMXBean;
+
+import io.github.helidonotel.demo.Settings;
+import io.github.helidonotel.demo.Telemetry;
+
+import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
+import io.opentelemetry.context.propagation.TextMapGetter;
+import io.opentelemetry.context.propagation.TextMapPropagator;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
+
+/**
+ * The CPU time the OpenTelemetry SDK alone spends per span, as the service configures it, with no
+ * HTTP server, no Helidon and no logging around it: a floor under what tracing can cost a request.
+ *
+ * <p>Each "request" does what the service's tracing does for a request to {@code /} that carries
+ * no {@code traceparent}: extract a context from its headers, start a SERVER span with the
+ * attributes and the status Helidon 4.1's tracing observer sets, make it current while the
+ * handler renames it and adds {@code http.route}, set the status code, end it. The SDK is the service's own, built by
+ * {@link Telemetry#create} from the same environment variables as scripts/bench.sh's variants:
+ * <ul>
+ *   <li>{@code unsampled}: {@code OTEL_TRACES_SAMPLER=always_off}, spans that record nothing;</li>
+ *   <li>{@code recorded}: every span recorded, then dropped by a one-span queue while the exporter
+ *       waits out its retries against a closed port (as scripts/bench.sh's variant);</li>
+ *   <li>{@code exported}: every span recorded and exported over OTLP/HTTP to the given sink.</li>
+ * </ul>
+ * The figure is the whole process's CPU time (so the export threads, the GC and the JIT are in
+ * it) divided by the spans. Exported spans are made in batches of the export batch size, each
+ * followed by a flush, so the queue never overflows: a dropped span was never encoded or sent,
+ * and would flatter the figure. Variants take turns for several rounds, as the VM's speed drifts; the
+ * median of each is printed, one line per variant: {@code <variant> <µs per span>}.
+ *
+ * <p>Run with the service's jar on the class path and the unit's JVM options (scripts/bench.sh
+ * does): {@code java <options> -cp app/target/app.jar scripts/SpanCostFloor.java <sink URL>
+ * <closed URL> <spans per run> <rounds>}.
+ */
+public final class SpanCostFloor {
+    /** The service's export batch size (Settings' default): the size of every export under load. */
+    private static final int BATCH = 512;
+    private static final TextMapGetter<Map<String, String>> HEADERS = new TextMapGetter<>() {
+        @Override
+        public Iterable<String> keys(Map<String, String> carrier) {
+            return carrier.keySet();
+        }
+
+        @Override
+        public String get(Map<String, String> carrier, String key) {
+            return carrier == null ? null : carrier.get(key);
+        }
+    };
+    /** What wrk sends: no trace context, so every request starts a trace. */
+    private static final Map<String, String> REQUEST_HEADERS = Map.of("host", "127.0.0.1:18101", "accept", "*/*");
+
+    private final String name;
+    private final boolean exports;
+    private final OpenTelemetrySdk sdk;
+    private final Tracer tracer;
+    private final TextMapPropagator propagator;
+    private final List<Double> microsPerSpan = new ArrayList<>();
+
+    private SpanCostFloor(String name, boolean exports, Map<String, String> env) {
+        this.name = name;
+        this.exports = exports;
+        OpenTelemetry openTelemetry = Telemetry.create(Settings.fromEnvironment(env), "floor").openTelemetry();
+        // Not MODE=none, so Telemetry built an SDK; the flush below needs it.
+        this.sdk = (OpenTelemetrySdk) openTelemetry;
+        this.tracer = openTelemetry.getTracer("span-cost-floor");
+        this.propagator = openTelemetry.getPropagators().getTextMapPropagator();
+    }
+
+    public static void main(String[] args) {
+        String sink = args[0];
+        String closed = args[1];
+        int spans = Integer.parseInt(args[2]);
+        int rounds = Integer.parseInt(args[3]);
+        List<SpanCostFloor> variants = List.of(
+                new SpanCostFloor("unsampled", false,
+                                  Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", closed,
+                                         "OTEL_TRACES_SAMPLER", "always_off")),
+                new SpanCostFloor("recorded", false,
+                                  Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", closed,
+                                         "OTEL_BSP_MAX_QUEUE_SIZE", "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1")),
+                new SpanCostFloor("exported", true,
+                                  Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", sink)));
+        for (SpanCostFloor variant : variants) {  // JIT warm-up
+            variant.run(spans);
+        }
+        for (int round = 0; round < rounds; round++) {
+            for (int k = 0; k < variants.size(); k++) {
+                SpanCostFloor variant = variants.get((round + k) % variants.size());
+                variant.microsPerSpan.add(variant.run(spans));
+            }
+        }
+        for (SpanCostFloor variant : variants) {
+            List<Double> sorted = new ArrayList<>(variant.microsPerSpan);
+            Collections.sort(sorted);
+            System.out.printf("%s %.1f%n", variant.name, sorted.get(sorted.size() / 2));
+        }
+        // Nothing to close: every exported batch was flushed, and closing the recorded variant's
+        // SDK would wait out its exporter's retries against the closed port.
+    }
+
+    /** Makes {@code spans} spans; returns the process's CPU time per span in µs. */
+    private double run(int spans) {
+        long cpuBefore = processCpuNanos();
+        for (int done = 0; done < spans; done += BATCH) {
+            for (int i = 0; i < BATCH; i++) {
+                request();
+            }
+            if (exports) {
+                // Waits until the batch is sent. (The other variants queue nothing to wait for: the
+                // one-span queue drops what does not fit, and its exporter waits out its retries.)
+                sdk.getSdkTracerProvider().forceFlush().join(10, TimeUnit.SECONDS);
+            }
+        }
+        return (processCpuNanos() - cpuBefore) / 1000.0 / spans;
+    }
+
+    /** The tracing of one request to {@code /}, in the order Helidon and the handler do it. */
+    private void request() {
+        Context parent = propagator.extract(Context.root(), REQUEST_HEADERS, HEADERS);
+        Span span = tracer.spanBuilder("HTTP Request")
+                .setParent(parent)
+                .setSpanKind(SpanKind.SERVER)
+                .setAttribute("helidon.socket", "@default")
+                .startSpan();
+        span.setAttribute("component", "helidon-webserver")
+                .setAttribute("http.method", "GET")
+                .setAttribute("http.url", "http://127.0.0.1:18101/")
+                .setAttribute("http.version", "1.1");
+        try (Scope ignored = span.makeCurrent()) {
+            Span.current().updateName("GET /").setAttribute("http.route", "/");
+        }
+        span.setAttribute("http.status_code", 200L).setStatus(StatusCode.OK);
+        span.end();
+    }
+
+    private static long processCpuNanos() {
+        return ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
+    }
+}
