@@ -1,5 +1,5 @@
-"""Verification of the deployed lab: units, users, ports, a traced /chain, a deploy with a bad
-setting, a host reboot.
+"""Verification of the deployed lab: units, users, ports, a traced /chain, deploys with a bad
+setting and with a service that cannot start, a host reboot.
 
 The tests talk to the real hosts; each one fails when the deployment is wrong.
 """
@@ -19,6 +19,10 @@ HEALTH_PATH = "/observe/health"
 REBOOT_HOST = os.environ.get("LAB_REBOOT_HOST", "node2")
 REBOOT_TIMEOUT = 240
 LOG_WAIT = 30  # seconds for a log line to reach the file
+# The Collector's host in inventories/lab/hosts.yml, and its ports (the role's defaults).
+COLLECTOR_HOST = "node1"
+COLLECTOR_HEALTH_PORT = 13133
+COLLECTOR_GRPC_PORT = 4317
 
 
 def main_pid(host, app):
@@ -179,6 +183,30 @@ def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(ho
     assert good.returncode == 0, f"the deploy without the bad setting failed:\n{good.stdout[-3000:]}"
     for app in apps:
         assert unit_state(host, app)["ActiveState"] == "active", f"{app} on {name} did not come back"
+
+
+def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(inventory):
+    """The readiness wait every role but app's goes through (role common's start_unit): a
+    Collector whose health check is put on its own OTLP/gRPC port binds it first, then cannot
+    start the receiver, exits, and is restarted every 5 s. The deploy fails with the Collector's
+    own error from the journal of its last run, not only the wait's "connection refused"; the
+    next deploy puts it back. (Its template checker cannot catch this: `otelcol validate` binds
+    nothing.)"""
+    addr = inventory[COLLECTOR_HOST]["addr"]
+    ready_timeout = 10
+    configure_collector = ["--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure"]
+    bad = deploy_lab(*configure_collector, "-e", json.dumps(
+        {"otel_collector_health_port": COLLECTOR_GRPC_PORT, "common_start_unit_ready_timeout": ready_timeout}))
+    try:
+        assert bad.returncode != 0, "the deploy passed with the Collector's health check on its gRPC port"
+        assert (f"otel-collector did not answer 200 on http://{addr}:{COLLECTOR_GRPC_PORT}/ within {ready_timeout} s"
+                in bad.stdout), bad.stdout[-3000:]
+        assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
+        assert "address already in use" in bad.stdout, bad.stdout[-3000:]
+    finally:
+        good = deploy_lab(*configure_collector)
+    assert good.returncode == 0, f"the deploy with the default health port failed:\n{good.stdout[-3000:]}"
+    assert http_get(f"http://{addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
 
 
 def wait_for(predicate, timeout, what):
