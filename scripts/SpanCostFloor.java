@@ -49,17 +49,8 @@ import io.opentelemetry.sdk.OpenTelemetrySdk;
 public final class SpanCostFloor {
     /** The service's export batch size (Settings' default): the size of every export under load. */
     private static final int BATCH = 512;
-    private static final TextMapGetter<Map<String, String>> HEADERS = new TextMapGetter<>() {
-        @Override
-        public Iterable<String> keys(Map<String, String> carrier) {
-            return carrier.keySet();
-        }
-
-        @Override
-        public String get(Map<String, String> carrier, String key) {
-            return carrier == null ? null : carrier.get(key);
-        }
-    };
+    private static final TextMapGetter<Map<String, String>> HEADERS =
+            (carrier, key) -> carrier == null ? null : carrier.get(key);
     /** What wrk sends: no trace context, so every request starts a trace. */
     private static final Map<String, String> REQUEST_HEADERS = Map.of("host", "127.0.0.1:18101", "accept", "*/*");
 
@@ -122,7 +113,10 @@ public final class SpanCostFloor {
             if (exports) {
                 // Waits until the batch is sent. (The other variants queue nothing to wait for: the
                 // one-span queue drops what does not fit, and its exporter waits out its retries.)
-                sdk.getSdkTracerProvider().forceFlush().join(10, TimeUnit.SECONDS);
+                if (!sdk.getSdkTracerProvider().forceFlush().join(10, TimeUnit.SECONDS).isSuccess()) {
+                    // A figure that left spans out would flatter tracing.
+                    throw new IllegalStateException(name + ": a batch was not exported within 10 s");
+                }
             }
         }
         return (processCpuNanos() - cpuBefore) / 1000.0 / spans;

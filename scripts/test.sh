@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`; CI runs it through .ci/run). On a fresh Debian machine
 # it installs what it needs, then runs and times each stage:
-#   1 maven      mvn -B verify: unit tests and the packaged jar's integration tests
+#   1 maven      mvn -B verify: unit tests and the packaged jar's integration tests; one short run of
+#                the benchmark's SDK floor (scripts/SpanCostFloor.java) against the jar
 #   2 lint       ansible-lint (production profile) and ansible-playbook --syntax-check
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
 #   4 lab        lab-up, deploy, deploy again (must report changed=0 everywhere)
@@ -66,14 +67,37 @@ print(passed, failed)
 PY
 }
 
+# The benchmark's SDK floor (scripts/SpanCostFloor.java) runs on the jar's classes. Run it once,
+# briefly, so that an API change or a broken export shows here rather than at the next benchmark:
+# three figures printed and spans received by the sink (how fast is the benchmark's business: with
+# so few spans, CPU time in 10 ms ticks may well round to 0).
+bench_floor_smoke() {
+  local port=18298 sink_pid out rc=0
+  python3 scripts/otlp-sink.py --port "$port" 2>"$LOGS/floor-sink.err" &
+  sink_pid=$!
+  sleep 1
+  out=$("$(scripts/java-home.sh)/bin/java" -cp app/target/app.jar scripts/SpanCostFloor.java \
+          "http://127.0.0.1:$port/v1/traces" "http://127.0.0.1:$((port + 1))/v1/traces" 1024 1 \
+          2>"$LOGS/floor.err") || rc=$?
+  kill "$sink_pid"
+  wait "$sink_pid" || true
+  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")"
+  [ "$rc" -eq 0 ] &&
+    [ "$(awk '$1 ~ /^(unsampled|recorded|exported)$/ && $2 ~ /^[0-9]+\.[0-9]$/' <<<"$out" | wc -l)" -eq 3 ] &&
+    grep -Eq "^otlp-sink: [1-9][0-9]* export requests" "$LOGS/floor-sink.err"
+}
+
 stage_maven() {
-  say "1 maven: mvn -B verify"
+  say "1 maven: mvn -B verify, and a smoke run of the benchmark's SDK floor"
   local start=$SECONDS rc=0
   rm -rf app/target/surefire-reports app/target/failsafe-reports
   scripts/build-app.sh verify >"$LOGS/maven.log" 2>&1 || rc=$?
   grep -E "Tests run:|BUILD|ERROR\]" "$LOGS/maven.log" | tail -15
   read -r passed failed < <(junit_counts app/target/surefire-reports/TEST-*.xml app/target/failsafe-reports/TEST-*.xml)
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # build broke outside the tests
+  if [ "$rc" -eq 0 ]; then
+    if bench_floor_smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); tail -20 "$LOGS/floor.err"; fi
+  fi
   record maven "$passed" "$failed" $((SECONDS - start))
 }
 
