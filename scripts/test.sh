@@ -81,7 +81,8 @@ bench_floor_smoke() {
           2>"$LOGS/floor.err") || rc=$?
   kill "$sink_pid"
   wait "$sink_pid" || true
-  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")"
+  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")" \
+       "(4 batches of 512 spans made)"
   [ "$rc" -eq 0 ] &&
     [ "$(awk '$1 ~ /^(unsampled|recorded|exported)$/ && $2 ~ /^[0-9]+\.[0-9]$/' <<<"$out" | wc -l)" -eq 3 ] &&
     grep -Eq "^otlp-sink: [1-9][0-9]* export requests" "$LOGS/floor-sink.err"
