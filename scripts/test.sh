@@ -22,8 +22,27 @@ mkdir -p "$LOGS"
 declare -a SUMMARY=()
 TOTAL_PASSED=0 TOTAL_FAILED=0 LAB_STARTED=0
 T0=$SECONDS
+STAGE=""  # the stage running, named in the summary if a signal stops the run
+# The console, for on_signal: a trap runs inside whatever command was running, and that may be
+# one whose output goes to a log file (lab_step).
+exec 3>&1 4>&2
+CHILD=""  # the process group of the command running (see run)
 
-say() { printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
+say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+# run <command...>: runs a stage's long command in a process group of its own and waits for it.
+# Bash runs a trap only after the command in the foreground has returned, so a TERM sent to this
+# script alone during pytest took effect 11 minutes later (and a KILL after the TERM would have
+# left the lab up). `wait` returns at once on a trapped signal, and the trap stops the group,
+# with everything the command started, before taking the lab down.
+run() {
+  local rc=0
+  setsid "$@" 3>&- 4>&- &  # (the lab's daemons must not hold the console open)
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return "$rc"
+}
 
 record() {  # record <stage> <passed> <failed> <seconds>
   SUMMARY+=("$(printf '%-10s %s passed, %s failed (%ss)' "$1:" "$2" "$3" "$4")")
@@ -81,8 +100,7 @@ bench_floor_smoke() {
           2>"$LOGS/floor.err") || rc=$?
   kill "$sink_pid"
   wait "$sink_pid" || true
-  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")" \
-       "(4 batches of 512 spans made)"
+  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")"
   [ "$rc" -eq 0 ] &&
     [ "$(awk '$1 ~ /^(unsampled|recorded|exported)$/ && $2 ~ /^[0-9]+\.[0-9]$/' <<<"$out" | wc -l)" -eq 3 ] &&
     grep -Eq "^otlp-sink: [1-9][0-9]* export requests" "$LOGS/floor-sink.err"
@@ -92,7 +110,7 @@ stage_maven() {
   say "1 maven: mvn -B verify, and a smoke run of the benchmark's SDK floor"
   local start=$SECONDS rc=0
   rm -rf app/target/surefire-reports app/target/failsafe-reports
-  scripts/build-app.sh verify >"$LOGS/maven.log" 2>&1 || rc=$?
+  run scripts/build-app.sh verify >"$LOGS/maven.log" 2>&1 || rc=$?
   grep -E "Tests run:|BUILD|ERROR\]" "$LOGS/maven.log" | tail -15
   read -r passed failed < <(junit_counts app/target/surefire-reports/TEST-*.xml app/target/failsafe-reports/TEST-*.xml)
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # build broke outside the tests
@@ -105,13 +123,13 @@ stage_maven() {
 stage_lint() {
   say "2 lint: ansible-lint (production) + syntax check"
   local start=$SECONDS
-  if scripts/lint.sh; then record lint 1 0 $((SECONDS - start)); else record lint 0 1 $((SECONDS - start)); fi
+  if run scripts/lint.sh; then record lint 1 0 $((SECONDS - start)); else record lint 0 1 $((SECONDS - start)); fi
 }
 
 stage_artifacts() {
   say "3 artifacts: Jaeger, Collector, Prometheus from the Go module proxy"
   local start=$SECONDS
-  if ansible/lab/artifacts/build.sh; then record artifacts 1 0 $((SECONDS - start))
+  if run ansible/lab/artifacts/build.sh; then record artifacts 1 0 $((SECONDS - start))
   else record artifacts 0 1 $((SECONDS - start)); fi
 }
 
@@ -119,7 +137,7 @@ stage_artifacts() {
 # PLAY RECAP of the log when the step passes and the end of the log when it fails.
 lab_step() {
   local log=$1; shift
-  if "$@" >"$log" 2>&1; then
+  if run "$@" >"$log" 2>&1; then
     passed=$((passed + 1)); grep -A5 "PLAY RECAP" "$log" || true
   else
     failed=$((failed + 1)); tail -60 "$log"; return 1
@@ -130,7 +148,7 @@ stage_lab() {
   say "4 lab: up, deploy, deploy again (idempotence), a configure-only run (--tags app_configure)"
   local start=$SECONDS passed=0 failed=0
   LAB_STARTED=1
-  if ansible/lab/up.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  if run ansible/lab/up.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   if [ "$failed" -eq 0 ] && lab_step "$LOGS/deploy.log" ansible/lab/deploy.sh; then
     lab_step "$LOGS/idempotence.log" ansible/lab/idempotence.sh || true
     # The README's configure-only run must find the release too, and change nothing.
@@ -144,8 +162,8 @@ stage_verify() {
   say "5 verify: pytest on the lab (ansible/tests)"
   local start=$SECONDS rc=0 passed failed
   # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
-  (cd ansible/tests && LAB_SWITCH_TEST=${LAB_SWITCH_TEST:-1} \
-     "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" .) || rc=$?
+  run env -C ansible/tests LAB_SWITCH_TEST="${LAB_SWITCH_TEST:-1}" \
+    "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" . || rc=$?
   read -r passed failed < <(junit_counts "$LOGS/pytest.xml")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
   record verify "$passed" "$failed" $((SECONDS - start))
@@ -167,7 +185,28 @@ finish() {
   echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
   [ "$TOTAL_FAILED" -eq 0 ] && [ "$TOTAL_PASSED" -gt 0 ]
 }
-trap 'LAB_STARTED=${LAB_STARTED:-0}; finish; exit 130' INT TERM
+# on_signal <name> <number>: stops the command running, records the interrupted stage as a
+# failure, takes the lab down if it was started, prints the summary, exits 128 + <number>.
+on_signal() {
+  trap '' INT TERM HUP  # a second Ctrl-C must not cut the clean-up short
+  exec 1>&3 2>&4
+  echo "test.sh: SIG$1 during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
+  if [ -n "$CHILD" ]; then
+    kill -TERM -- "-$CHILD" 2>/dev/null
+    for _ in $(seq 1 60); do  # at most 30 s, then KILL what is left of the group
+      kill -0 -- "-$CHILD" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
+  record "interrupted (SIG$1)" 0 1 $((SECONDS - T0))
+  finish
+  exit $((128 + $2))
+}
+trap 'on_signal INT 2' INT
+trap 'on_signal TERM 15' TERM
+trap 'on_signal HUP 1' HUP
 
 if ! stage_prerequisites; then
   record prerequisites 0 1 $((SECONDS - T0))
