@@ -41,9 +41,9 @@ import io.opentelemetry.sdk.OpenTelemetrySdk;
  * it) divided by the spans. Exported spans are made in batches of the export batch size, each
  * followed by a flush, so the queue never overflows: a dropped span was never encoded or sent,
  * and would flatter the figure. Variants take turns for several rounds, as the VM's speed drifts;
- * the median of each is printed, one line per variant: {@code <variant> <µs per span>}. Each
- * variant runs once more before the rounds, to warm up the JIT, so the sink should receive
- * (rounds + 1) * ceil(spans / 512) exports.
+ * the median of each is printed, one line per variant: {@code <variant> <µs per span>}, then
+ * {@code batches <n>}, the batches of the exported variant, warm-up run included, that went
+ * through the exporter: the exports the sink should have received.
  *
  * <p>Run with the service's jar on the class path and the unit's JVM options (scripts/bench.sh
  * does): {@code java <options> -cp app/target/app.jar scripts/SpanCostFloor.java <sink URL>
@@ -63,6 +63,7 @@ public final class SpanCostFloor {
     private final Tracer tracer;
     private final TextMapPropagator propagator;
     private final List<Double> microsPerSpan = new ArrayList<>();
+    private int exportedBatches;
 
     private SpanCostFloor(String name, boolean exports, Map<String, String> env) {
         this.name = name;
@@ -102,6 +103,7 @@ public final class SpanCostFloor {
             Collections.sort(sorted);
             System.out.printf("%s %.1f%n", variant.name, sorted.get(sorted.size() / 2));
         }
+        System.out.printf("batches %d%n", variants.stream().mapToInt(variant -> variant.exportedBatches).sum());
         // Nothing to close: every exported batch was flushed, and closing the recorded variant's
         // SDK would wait out its exporter's retries against the closed port.
     }
@@ -126,6 +128,7 @@ public final class SpanCostFloor {
                 if (!sdk.getSdkTracerProvider().forceFlush().join(10, TimeUnit.SECONDS).isSuccess()) {
                     throw new IllegalStateException(name + ": a batch was not flushed within 10 s");
                 }
+                exportedBatches++;
             }
         }
         return (processCpuNanos() - cpuBefore) / 1000.0 / made;

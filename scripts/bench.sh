@@ -281,7 +281,7 @@ echo
 echo "The OpenTelemetry SDK alone, configured as the service configures it, with no server, no Helidon and no"
 echo "logging, spent per span (CPU time of its whole process, median of $ROUNDS runs):" \
      "${floor[unsampled]} µs unsampled, ${floor[recorded]} µs recorded, ${floor[exported]} µs recorded and exported"
-echo "(the sink received $floor_exports exports of the $(((ROUNDS + 1) * ((FLOOR_SPANS + 511) / 512))) batches of 512 spans made;" \
+echo "(the sink received $floor_exports exports of the ${floor[batches]} batches of 512 spans made;" \
      "fewer would flatter the last figure)."
 echo "A request to / in MODE=none took ${machine_cpu[none]} µs of the machine's CPU (app-a, wrk and the kernel;"
 echo "median round). A traced request costs at least the SDK's ${floor[exported]} µs more, so with the CPU busy, traced"
