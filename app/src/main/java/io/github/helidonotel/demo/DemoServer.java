@@ -3,9 +3,11 @@ package io.github.helidonotel.demo;
 import java.time.Duration;
 
 import io.helidon.webclient.api.WebClient;
+import io.helidon.webclient.api.WebClientConfig;
 import io.helidon.webclient.tracing.WebClientTracing;
 import io.helidon.webserver.WebServer;
 import io.helidon.webserver.observe.ObserveFeature;
+import io.helidon.webserver.observe.ObserveFeatureConfig;
 import io.helidon.webserver.observe.health.HealthObserver;
 import io.helidon.webserver.observe.tracing.TracingObserver;
 import io.helidon.tracing.config.ComponentTracingConfig;
@@ -51,26 +53,25 @@ public final class DemoServer implements AutoCloseable {
 
     /** Starts an instance; the caller owns {@code telemetry} only until this returns. */
     public static DemoServer start(Settings settings, Telemetry telemetry) {
-        var tracer = telemetry.helidonTracer();
-        WebClient client = WebClient.builder()
+        WebClientConfig.Builder client = WebClient.builder()
                 .servicesDiscoverServices(false)
-                .addService(WebClientTracing.create(tracer))
-                .readTimeout(CALL_TIMEOUT)
-                .build();
-        ChainService chain = new ChainService(client,
+                .readTimeout(CALL_TIMEOUT);
+        ObserveFeatureConfig.Builder observe = ObserveFeature.builder()
+                .observersDiscoverServices(false)
+                .addObserver(HealthObserver.create());
+        telemetry.helidonTracer().ifPresent(tracer -> {
+            client.addService(WebClientTracing.create(tracer));
+            // health is excluded from tracing by the observer's default path settings
+            observe.addObserver(TracingObserver.builder().tracer(tracer).envConfig(SERVER_SPANS).build());
+        });
+        ChainService chain = new ChainService(client.build(),
                                               telemetry.openTelemetry().getPropagators().getTextMapPropagator(),
                                               settings.targetOne().baseUri(),
                                               settings.targetTwo().baseUri());
-        ObserveFeature observe = ObserveFeature.builder()
-                .observersDiscoverServices(false)
-                // health is excluded from tracing by the observer's default path settings
-                .addObserver(HealthObserver.create())
-                .addObserver(TracingObserver.builder().tracer(tracer).envConfig(SERVER_SPANS).build())
-                .build();
         WebServer server = WebServer.builder()
                 .port(settings.port())
                 .featuresDiscoverServices(false)
-                .addFeature(observe)
+                .addFeature(observe.build())
                 .shutdownHook(false)  // Main stops the server itself, then flushes spans
                 .shutdownGracePeriod(SHUTDOWN_GRACE)
                 .routing(routing -> routing.register(new DemoService()).register(chain))
