@@ -83,8 +83,9 @@ public final class Telemetry implements AutoCloseable {
     /**
      * The tracer Helidon's server observer and client service create spans with; empty with
      * {@link ExportMode#NONE}. (Helidon's observer given a tracer over the no-op API still builds,
-     * activates and ends its span objects for every request: about 6 % of the CPU time of a
-     * request to {@code /} in a profile, which a MODE=none baseline must not include.)
+     * activates and ends its span objects and works out the requested URI for every request:
+     * leaving it out made MODE=none serve about a third more requests to {@code /} in the
+     * benchmark, so a baseline must not include it.)
      */
     public Optional<Tracer> helidonTracer() {
         return tracer;
