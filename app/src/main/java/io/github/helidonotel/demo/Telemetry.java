@@ -47,10 +47,12 @@ public final class Telemetry implements AutoCloseable {
     private final OpenTelemetrySdk sdk;
     private final Optional<Tracer> tracer;
 
-    private Telemetry(OpenTelemetry openTelemetry, OpenTelemetrySdk sdk, Optional<Tracer> tracer) {
+    /** {@code sdk} is null with {@link ExportMode#NONE}; Helidon gets a tracer only over an SDK. */
+    private Telemetry(OpenTelemetry openTelemetry, OpenTelemetrySdk sdk) {
         this.openTelemetry = openTelemetry;
         this.sdk = sdk;
-        this.tracer = tracer;
+        this.tracer = Optional.ofNullable(sdk).map(
+                it -> HelidonOpenTelemetry.create(it, it.getTracer(Telemetry.class.getPackageName()), Map.of()));
     }
 
     /**
@@ -60,7 +62,7 @@ public final class Telemetry implements AutoCloseable {
      */
     public static Telemetry create(Settings settings, String serviceVersion) {
         if (settings.mode() == ExportMode.NONE) {
-            return new Telemetry(OpenTelemetry.noop(), null, Optional.empty());
+            return new Telemetry(OpenTelemetry.noop(), null);
         }
         SdkTracerProvider tracerProvider = SdkTracerProvider.builder()
                 .setResource(resource(settings.serviceName(), serviceVersion))
@@ -76,8 +78,7 @@ public final class Telemetry implements AutoCloseable {
                 .setPropagators(ContextPropagators.create(TextMapPropagator.composite(
                         W3CTraceContextPropagator.getInstance(), W3CBaggagePropagator.getInstance())))
                 .build();
-        Tracer tracer = HelidonOpenTelemetry.create(sdk, sdk.getTracer(Telemetry.class.getPackageName()), Map.of());
-        return new Telemetry(sdk, sdk, Optional.of(tracer));
+        return new Telemetry(sdk, sdk);
     }
 
     /**
