@@ -185,6 +185,23 @@ def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(ho
         assert unit_state(host, app)["ActiveState"] == "active", f"{app} on {name} did not come back"
 
 
+def test_a_bad_variable_on_one_host_stops_every_host_before_any_change(inventory, tmp_path):
+    """A value its role's argument specs refuse, set for one host only (through a second
+    inventory source), fails the first play on that host and stops the others too: no play after
+    the checks starts anywhere and nothing changes, and the error names the variable and the
+    value."""
+    name = sorted(inventory)[-1]
+    overlay = tmp_path / "bad-mode.yml"
+    overlay.write_text(json.dumps({"all": {"hosts": {name: {"tracing_mode": "bogus"}}}}))
+    bad = deploy_lab("-i", str(overlay))
+    assert bad.returncode != 0, "the deploy passed with tracing_mode=bogus"
+    assert re.search(r"app_mode must be one of: .*got: bogus", bad.stdout), bad.stdout[-3000:]
+    plays = re.findall(r"^PLAY \[(.+?)\]", bad.stdout, re.M)
+    assert plays == ["Check variables and hosts before changing anything"], plays
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", bad.stdout, re.M))
+    assert recap == {host: "0" for host in inventory}, recap
+
+
 def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(inventory):
     """The readiness wait every role but app's goes through (role common's start_unit): a
     Collector whose health check is put on its own OTLP/gRPC port binds it first, then cannot
