@@ -94,6 +94,26 @@ def test_no_two_services_share_a_user(hosts, inventory):
     assert all(len(units) == 1 for units in sharing.values()), f"services sharing a user: {sharing}"
 
 
+# Highest overall exposure `systemd-analyze security` may rate a running unit, in its tenths
+# (20 = 2.0; the scale ends at 10.0 "UNSAFE"). The app units rate 1.1, the Go services 1.5.
+MAX_EXPOSURE = 20
+
+
+def test_every_running_unit_is_hardened(hosts, inventory):
+    """Every unit of the stack that runs in the lab, apps included, keeps its exposure low by
+    systemd's own measure (`--threshold` makes `systemd-analyze security` fail above it)."""
+    rated = []
+    for name, host in hosts.items():
+        for unit in STACK_UNITS + inventory[name]["apps"]:
+            if not host.service(f"{unit}.service").is_running:
+                continue
+            result = host.run(f"systemd-analyze security --threshold={MAX_EXPOSURE} {unit}.service")
+            overall = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
+            assert result.rc == 0, f"{unit} on {name}: {overall}"
+            rated.append(unit)
+    assert {"jaeger-collector", "jaeger-query", "otel-collector", "prometheus"} <= set(rated), rated
+
+
 def test_listens_on_port(hosts, inventory, placement):
     name, app = placement
     host = hosts[name]
