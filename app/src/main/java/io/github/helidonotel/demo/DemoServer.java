@@ -51,7 +51,12 @@ public final class DemoServer implements AutoCloseable {
         this.server = server;
     }
 
-    /** Starts an instance; the caller owns {@code telemetry} only until this returns. */
+    /**
+     * Starts an instance; the caller owns {@code telemetry} only until this returns.
+     *
+     * @throws ServerStartException if the server is not running afterwards (its telemetry is
+     *         closed by then)
+     */
     public static DemoServer start(Settings settings, Telemetry telemetry) {
         WebClientConfig.Builder client = WebClient.builder()
                 .servicesDiscoverServices(false)
@@ -77,6 +82,10 @@ public final class DemoServer implements AutoCloseable {
                 .routing(routing -> routing.register(new DemoService()).register(chain))
                 .build()
                 .start();
+        if (!server.isRunning()) {
+            telemetry.close();
+            throw new ServerStartException(settings.port());
+        }
         return new DemoServer(telemetry, server);
     }
 
@@ -91,7 +100,10 @@ public final class DemoServer implements AutoCloseable {
      */
     @Override
     public void close() {
-        server.stop();
-        telemetry.close();
+        try {
+            server.stop();
+        } finally {
+            telemetry.close();
+        }
     }
 }

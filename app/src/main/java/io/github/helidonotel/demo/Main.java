@@ -35,7 +35,14 @@ public final class Main {
         Telemetry telemetry = Telemetry.create(settings, serviceVersion());
         // Registered before any server or client exists, so every library finds the same SDK.
         GlobalOpenTelemetry.set(telemetry.openTelemetry());
-        DemoServer server = DemoServer.start(settings, telemetry);
+        DemoServer server;
+        try {
+            server = DemoServer.start(settings, telemetry);
+        } catch (ServerStartException e) {
+            logger.error("{}", e.getMessage());
+            System.exit(1);  // not 2: a taken port may be free at the unit's next restart
+            return;
+        }
         Runtime.getRuntime().addShutdownHook(new Thread(server::close, "demo-shutdown"));
         logger.info("{} listening on port {}, MODE={}{}{}", settings.serviceName(), server.port(),
                     settings.mode().value(),
