@@ -70,7 +70,7 @@ public record Settings(ExportMode mode,
                             HostAndPort.parse("TARGET_ONE_HOST", env.getOrDefault("TARGET_ONE_HOST", "app-b")),
                             HostAndPort.parse("TARGET_TWO_HOST", env.getOrDefault("TARGET_TWO_HOST", "app-c")),
                             nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app")),
-                            Optional.ofNullable(env.get("LOG_FILE")).filter(file -> !file.isBlank()),
+                            logFile(env.get("LOG_FILE")),
                             Duration.ofMillis(number(env, "OTEL_BSP_SCHEDULE_DELAY",
                                                      DEFAULT_EXPORT_DELAY.toMillis(), 0)),
                             exportQueueSize,
@@ -105,13 +105,32 @@ public record Settings(ExportMode mode,
         try {
             URI uri = new URI(candidate);
             boolean httpScheme = "http".equals(uri.getScheme()) || "https".equals(uri.getScheme());
-            if (!httpScheme || uri.getHost() == null || (grpc && uri.getPort() == -1 && !value.contains("://"))) {
+            // A port past 65535 parses; the exporter would fail with a stack trace (gRPC) or at
+            // every export (HTTP). Ports 0 and past 65535 cannot be connected to.
+            boolean badPort = uri.getPort() == 0 || uri.getPort() > 65535
+                    || uri.getRawAuthority() == null || uri.getRawAuthority().endsWith(":");
+            if (!httpScheme || uri.getHost() == null || badPort
+                    || (grpc && uri.getPort() == -1 && !value.contains("://"))) {
                 throw new SettingsException(variable, value, accepted);
             }
             return uri;
         } catch (URISyntaxException e) {
             throw new SettingsException(variable, value, accepted);
         }
+    }
+
+    /**
+     * Unset or empty: no log file. Logback (logback.xml) makes the same test; a value of spaces
+     * alone would make it open a file named so in the working directory, so it is refused here.
+     */
+    private static Optional<String> logFile(String value) {
+        if (value == null || value.isEmpty()) {
+            return Optional.empty();
+        }
+        if (value.isBlank()) {
+            throw new SettingsException("LOG_FILE", value, "a file path, or empty for no log file");
+        }
+        return Optional.of(value);
     }
 
     private static int port(String variable, String value) {

@@ -78,6 +78,10 @@ class SettingsTest {
             "EXPOSE_PORT         | 70000                 | invalid EXPOSE_PORT='70000'",
             "OTEL_GRPC_ENDPOINT  | otel-collector        | invalid OTEL_GRPC_ENDPOINT='otel-collector': expected host:port",
             "OTEL_GRPC_ENDPOINT  | otel collector:4317   | invalid OTEL_GRPC_ENDPOINT='otel collector:4317'",
+            "OTEL_GRPC_ENDPOINT  | 127.0.0.1:99999       | invalid OTEL_GRPC_ENDPOINT='127.0.0.1:99999': expected host:port",
+            "OTEL_GRPC_ENDPOINT  | http://collector:0    | invalid OTEL_GRPC_ENDPOINT='http://collector:0'",
+            "OTEL_GRPC_ENDPOINT  | http://collector:/    | invalid OTEL_GRPC_ENDPOINT='http://collector:/'",
+            "LOG_FILE            | '  '                  | invalid LOG_FILE='  ': expected a file path, or empty for no log file",
             "TARGET_ONE_HOST     | app-b:port            | invalid TARGET_ONE_HOST='app-b:port': expected host or host:port",
             "TARGET_TWO_HOST     | http://app-c/x        | invalid TARGET_TWO_HOST='http://app-c/x'",
             "TARGET_TWO_HOST     | app-c:99999           | invalid TARGET_TWO_HOST='app-c:99999'",
@@ -125,6 +129,13 @@ class SettingsTest {
                 Map.of("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", ratio)));
         assertThat(error.getMessage(), is("invalid OTEL_TRACES_SAMPLER_ARG='" + ratio
                                           + "': expected a number from 0 to 1, e.g. 0.1 to record one trace in ten"));
+    }
+
+    @Test
+    void httpModeRejectsAPortOutsideTheRange() {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", "http://127.0.0.1:99999/v1/traces")));
+        assertThat(error.getMessage(), containsString("invalid OTEL_HTTP_ENDPOINT='http://127.0.0.1:99999/v1/traces'"));
     }
 
     @Test
