@@ -23,9 +23,8 @@ import org.slf4j.LoggerFactory;
  */
 final class DemoService implements HttpService {
     private static final Logger LOGGER = LoggerFactory.getLogger(DemoService.class);
-    // Helidon 4.1 has no constants for these two.
+    // Helidon 4.1 has no constant for 300.
     private static final Status MULTIPLE_CHOICES = Status.create(300, "Multiple Choices");
-    private static final Status UNPROCESSABLE_ENTITY = Status.create(422, "Unprocessable Entity");
     /** The original drew from this list, so 200 comes up twice as often as the others. */
     private static final List<Status> RANDOM_STATUSES = List.of(Status.OK_200, Status.OK_200,
             MULTIPLE_CHOICES, Status.BAD_REQUEST_400, Status.INTERNAL_SERVER_ERROR_500);
@@ -60,7 +59,7 @@ final class DemoService implements HttpService {
             itemId = new BigInteger(rawId);
         } catch (NumberFormatException e) {
             // FastAPI answered a non-integer path parameter with 422 and a detail naming it.
-            res.status(UNPROCESSABLE_ENTITY).send(JSON.createObjectBuilder()
+            res.status(Status.UNPROCESSABLE_CONTENT_422).send(JSON.createObjectBuilder()
                     .add("detail", JSON.createArrayBuilder().add(JSON.createObjectBuilder()
                             .add("loc", JSON.createArrayBuilder().add("path").add("item_id"))
                             .add("msg", "value is not a valid integer")
