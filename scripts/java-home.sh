@@ -8,8 +8,13 @@ java_major() {  # java_major <java_home> -> feature version, e.g. 25
     awk -F'= ' '/java.specification.version/ {print $2; exit}'
 }
 
+# A JAVA_HOME chosen by the user wins when it is new enough.
+if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/javac" ] && [ "$(java_major "$JAVA_HOME" || echo 0)" -ge 21 ]; then
+  echo "$JAVA_HOME"
+  exit 0
+fi
+
 candidates=()
-[ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME")
 for d in /usr/lib/jvm/*; do [ -x "$d/bin/javac" ] && candidates+=("$d"); done
 
 best="" best_major=0
