@@ -12,6 +12,12 @@ import io.opentelemetry.sdk.trace.samplers.Sampler;
  * original demo did; a ratio below 1 is for instances whose load makes full tracing too costly
  * (README, Benchmark). The remote samplers of the specification ({@code jaeger_remote},
  * {@code xray}) need SDK extensions this service does not ship, so they are not offered.
+ *
+ * <p>Why not the SDK's autoconfigure module, which reads these variables too: it would also take
+ * the exporter, resource and propagators from other {@code OTEL_*} variables, while MODE and its
+ * endpoint variables decide those here; and its errors name the property form
+ * ({@code otel.traces.sampler}), where a unit's environment file needs the variable, the value and
+ * the accepted values in one line ({@link SettingsException}).
  */
 enum TraceSampler {
     ALWAYS_ON("always_on", false, ratio -> Sampler.alwaysOn()),
