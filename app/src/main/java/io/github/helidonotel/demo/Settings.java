@@ -105,11 +105,9 @@ public record Settings(ExportMode mode,
         try {
             URI uri = new URI(candidate);
             boolean httpScheme = "http".equals(uri.getScheme()) || "https".equals(uri.getScheme());
-            // A port past 65535 parses; the exporter would fail with a stack trace (gRPC) or at
-            // every export (HTTP). Ports 0 and past 65535 cannot be connected to.
-            boolean badPort = uri.getPort() == 0 || uri.getPort() > 65535
-                    || uri.getRawAuthority() == null || uri.getRawAuthority().endsWith(":");
-            if (!httpScheme || uri.getHost() == null || badPort
+            // An unusable port would fail the exporter with a stack trace (gRPC) or at every
+            // export (HTTP).
+            if (!httpScheme || uri.getHost() == null || !HostAndPort.hasUsablePort(uri)
                     || (grpc && uri.getPort() == -1 && !value.contains("://"))) {
                 throw new SettingsException(variable, value, accepted);
             }
