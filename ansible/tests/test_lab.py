@@ -73,21 +73,26 @@ STACK_UNITS = ["otel-collector", "jaeger-collector", "jaeger-query", "cassandra"
                "loki", "promtail", "alloy", "grafana"]
 
 
+def running_units(hosts, inventory):
+    """(host name, testinfra host, unit) for every unit of the stack, apps included, that runs."""
+    for name, host in hosts.items():
+        for unit in STACK_UNITS + inventory[name]["apps"]:
+            if host.service(f"{unit}.service").is_running:
+                yield name, host, unit
+
+
 def test_no_two_services_share_a_user(hosts, inventory):
     """Every running service of the stack, apps included, runs as the non-root user its unit
     names, and no two services use the same user, on one host or across the lab."""
     users = {}  # service -> user
-    for name, host in hosts.items():
-        for unit in STACK_UNITS + inventory[name]["apps"]:
-            if not host.service(f"{unit}.service").is_running:
-                continue
-            configured = host.check_output(f"systemctl show --property=User --value {unit}.service").strip()
-            pid = main_pid(host, unit)
-            running_as = host.check_output(f"stat -c %U /proc/{pid}").strip()
-            assert running_as == configured != "root", \
-                f"{unit} on {name} runs as {running_as!r}, its unit names {configured!r}"
-            assert users.setdefault(unit, running_as) == running_as, \
-                f"{unit} runs as {users[unit]!r} on one host and {running_as!r} on {name}"
+    for name, host, unit in running_units(hosts, inventory):
+        configured = host.check_output(f"systemctl show --property=User --value {unit}.service").strip()
+        pid = main_pid(host, unit)
+        running_as = host.check_output(f"stat -c %U /proc/{pid}").strip()
+        assert running_as == configured != "root", \
+            f"{unit} on {name} runs as {running_as!r}, its unit names {configured!r}"
+        assert users.setdefault(unit, running_as) == running_as, \
+            f"{unit} runs as {users[unit]!r} on one host and {running_as!r} on {name}"
     assert {"jaeger-collector", "jaeger-query", "otel-collector"} <= users.keys(), \
         f"the lab runs fewer services than expected: {sorted(users)}"
     sharing = {user: sorted(u for u in users if users[u] == user) for user in users.values()}
@@ -103,14 +108,11 @@ def test_every_running_unit_is_hardened(hosts, inventory):
     """Every unit of the stack that runs in the lab, apps included, keeps its exposure low by
     systemd's own measure (`--threshold` makes `systemd-analyze security` fail above it)."""
     rated = []
-    for name, host in hosts.items():
-        for unit in STACK_UNITS + inventory[name]["apps"]:
-            if not host.service(f"{unit}.service").is_running:
-                continue
-            result = host.run(f"systemd-analyze security --threshold={MAX_EXPOSURE} {unit}.service")
-            overall = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
-            assert result.rc == 0, f"{unit} on {name}: {overall}"
-            rated.append(unit)
+    for name, host, unit in running_units(hosts, inventory):
+        result = host.run(f"systemd-analyze security --threshold={MAX_EXPOSURE} {unit}.service")
+        overall = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
+        assert result.rc == 0, f"{unit} on {name}: {overall}"
+        rated.append(unit)
     assert {"jaeger-collector", "jaeger-query", "otel-collector", "prometheus"} <= set(rated), rated
 
 
