@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints the Ansible code: ansible-lint (production profile, ansible/.ansible-lint) over ansible/,
-# a check that each role's argument specs and defaults list the same variables, then
-# `ansible-playbook --syntax-check` of site.yml against each inventory.
+# a check that each role's argument specs and defaults list the same variables, a check that the
+# roles' default versions are those the lab builds, then `ansible-playbook --syntax-check` of
+# site.yml against each inventory.
 # Prints one result line; exits non-zero when anything fails.
 set -euo pipefail
 
@@ -56,6 +57,31 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# The lab deploys the releases it builds (ansible/lab/artifacts/versions.env, read by the lab
+# inventory); the roles' defaults, which every other inventory gets, must name the same ones, so
+# that what the lab tested is what a Vagrant or real deployment installs.
+check_lab_versions() {
+  python - lab/artifacts/versions.env roles <<'PY'
+import pathlib
+import sys
+
+import yaml
+
+versions_file, roles = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+built = dict(line.split("=", 1) for line in versions_file.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#"))
+bad = 0
+for key, role, variable in (("JAEGER_VERSION", "jaeger", "jaeger_version"),
+                            ("OTELCOL_VERSION", "otel_collector", "otel_collector_version"),
+                            ("PROMETHEUS_VERSION", "prometheus", "prometheus_version")):
+    default = str(yaml.safe_load((roles / role / "defaults/main.yml").read_text())[variable])
+    if default != built[key]:
+        print(f"  {role}: {variable} is {default} in defaults/main.yml, but {versions_file} builds {key}={built[key]}")
+        bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
 main() {
   local venv_bin
   venv_bin=$("$ROOT/scripts/venv.sh" | tail -1)
@@ -65,6 +91,7 @@ main() {
 
   run_stage "ansible-lint" ansible-lint --nocolor
   run_stage "argument specs = defaults" check_argument_specs
+  run_stage "lab versions = role defaults" check_lab_versions
   local inv
   for inv in "${INVENTORIES[@]}"; do
     run_stage "syntax-check ($inv)" \
@@ -72,7 +99,7 @@ main() {
   done
 
   if [ "${#failures[@]}" -eq 0 ]; then
-    echo "lint: OK (ansible-lint production, argument specs = defaults, syntax-check: ${INVENTORIES[*]})"
+    echo "lint: OK (ansible-lint production, argument specs = defaults, lab versions = role defaults, syntax-check: ${INVENTORIES[*]})"
   else
     echo "lint: FAILED: ${failures[*]}"
     return 1
