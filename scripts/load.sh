@@ -8,8 +8,8 @@
 # summary of status codes per endpoint.
 #
 # Usage: scripts/load.sh [-n ROUNDS] [-t SECONDS] [-p PAUSE] [-i INVENTORY] [URL ...]
-#   URL ...       base URLs of the apps, e.g. http://127.0.0.1:8000 (loopback or private
-#                 addresses only)
+#   URL ...       base URLs of the apps, e.g. http://127.0.0.1:8000 (IP addresses, loopback or
+#                 private, or localhost; no other host names)
 #   -i INVENTORY  take the apps from an Ansible inventory (hosts.yml; needs scripts/venv.sh)
 #   default       the lab's apps: http://$LAB_NET_PREFIX.11-13:8000 (ansible/lab/lab.env)
 #   -n ROUNDS     rounds (default 10, as the original);  -t SECONDS  time budget (default 300)
@@ -83,6 +83,9 @@ check_target() {  # only loopback or private addresses: this script is for the d
   local host
   host=$(sed -E 's#^https?://(\[[^]]+\]|[^:/]+).*#\1#' <<<"$1")
   [[ $1 =~ ^https?:// ]] || die "not a URL: $1"
+  # An address, not a name: a name such as 10.example.com could lead anywhere.
+  [[ $host == localhost || $host == '[::1]' || $host =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
+    die "refusing $1: give the app's IP address (loopback or private), not a host name"
   case "$host" in
     localhost|127.*|10.*|192.168.*|172.1[6-9].*|172.2[0-9].*|172.3[01].*|\[::1\]) ;;
     *) die "refusing $1: only loopback or private addresses" ;;

@@ -171,7 +171,10 @@ main() {
   require_root
   mkdir -p "$LAB_STATE"
   case "${1:-}" in
-    start) run_stage "cassandra start" start_cassandra && run_stage "cassandra wait" wait_cql ;;
+    start)
+      run_stage "cassandra start" start_cassandra
+      run_stage "cassandra wait" wait_cql
+      ;;
     stop) run_stage "cassandra stop" stop_daemon cassandra ;;
     wait) run_stage "cassandra wait" wait_cql ;;
     status) pid_alive "$LAB_STATE/cassandra.pid" CassandraDaemon && cql_answers ;;

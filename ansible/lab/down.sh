@@ -79,13 +79,15 @@ report_leftovers() {
 
 main() {
   require_root
-  run_stage "stop hosts" stop_hosts
-  run_stage "helper daemons" stop_helpers
-  run_stage "host trees" remove_host_trees
-  run_stage "network" remove_network
-  run_stage "keep logs" keep_logs
+  # Every step runs even when one before it failed: each removes what it can.
+  run_stage_and_go_on "stop hosts" stop_hosts
+  run_stage_and_go_on "helper daemons" stop_helpers
+  run_stage_and_go_on "host trees" remove_host_trees
+  run_stage_and_go_on "network" remove_network
+  run_stage_and_go_on "keep logs" keep_logs
   rm -rf "$LAB_STATE"
-  run_stage "check" report_leftovers
+  run_stage_and_go_on "check" report_leftovers
+  ((${#LAB_FAILED_STAGES[@]} == 0)) || die "steps that failed: ${LAB_FAILED_STAGES[*]}"
 }
 
 main "$@"

@@ -18,19 +18,38 @@ log() { printf '%s [lab] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 warn() { log "WARNING: $*" >&2; }
 die() { log "ERROR: $*" >&2; exit 1; }
 
-# run_stage NAME COMMAND...: runs one stage and prints how long it took.
+# run_stage NAME COMMAND...: runs one step of the script and prints how long it took. The step
+# runs under the script's `set -e`: it is never called from an `||` or `&&` list, where bash
+# ignores `set -e` inside the function, so that any failing command in the step fails it (not only
+# its last one). A failure ends the script; report_failure's EXIT trap names the step.
+LAB_STAGE=""
+LAB_STAGE_START=0
 run_stage() {
-  local name=$1 start rc=0
+  LAB_STAGE=$1 LAB_STAGE_START=$SECONDS
   shift
-  start=$SECONDS
+  log "==> $LAB_STAGE"
+  "$@"
+  log "<== $LAB_STAGE: ok in $((SECONDS - LAB_STAGE_START)) s"
+  LAB_STAGE=""
+}
+
+# run_stage_and_go_on NAME COMMAND...: the same, but a failed step is logged and added to
+# LAB_FAILED_STAGES, and the script goes on to its next step (down.sh removes what it can). The
+# step runs as a child job, so `set -e` holds inside it; call this as a command of its own, since
+# inside an `||` list the child would inherit bash's "ignore set -e" too.
+LAB_FAILED_STAGES=()
+run_stage_and_go_on() {
+  local name=$1 start=$SECONDS rc=0
+  shift
   log "==> $name"
-  "$@" || rc=$?
+  "$@" &
+  wait "$!" || rc=$?
   if ((rc == 0)); then
     log "<== $name: ok in $((SECONDS - start)) s"
   else
     log "<== $name: FAILED (exit $rc) after $((SECONDS - start)) s"
+    LAB_FAILED_STAGES+=("$name")
   fi
-  return "$rc"
 }
 
 # terminate PID SECONDS WHAT: SIGTERM, wait up to SECONDS for PID to exit, then SIGKILL (WHAT names

@@ -11,6 +11,8 @@
 # shellcheck source=lib/nodes.sh
 . "$LAB_DIR/lib/nodes.sh"
 
-report_failure() {  # report_failure <advice>: on a non-zero exit, log the status and <advice>
-  trap 'rc=$?; ((rc == 0)) || log "$(basename "$0") failed (exit $rc): '"$1"'" >&2' EXIT
+# report_failure <advice>: on a non-zero exit, log the status, the step that failed (run_stage)
+# and <advice>.
+report_failure() {
+  trap 'rc=$?; ((rc == 0)) || log "$(basename "$0") failed (exit $rc)${LAB_STAGE:+ in step \"$LAB_STAGE\" after $((SECONDS - LAB_STAGE_START)) s}: '"$1"'" >&2' EXIT
 }
