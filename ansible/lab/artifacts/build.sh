@@ -65,7 +65,11 @@ print_versions() {
 }
 
 # The go command, its caches under $LAB_CACHE (never in the repository), static linux/amd64.
+# Set up by the first build that needs it: with every archive already built, no Go is needed.
+GO_READY=""
 setup_go_env() {
+  [[ -z "${GO_READY}" ]] || return 0
+  GO_READY=1
   if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:${PATH}"; fi
   command -v go >/dev/null || die "the go command is not on PATH; install Go ${GO_MIN_VERSION} or newer (Debian 12's golang is too old)"
   local have
@@ -77,7 +81,7 @@ setup_go_env() {
   # Keep the machine's GOFLAGS (and its GOPROXY, untouched); make the module cache deletable.
   GOFLAGS="$(go env GOFLAGS)"; GOFLAGS="${GOFLAGS:+${GOFLAGS} }-modcacherw"
   export GOFLAGS CGO_ENABLED=0 GOOS=linux GOARCH=amd64
-  mkdir -p "${GOMODCACHE}" "${GOCACHE}" "${WORK_DIR}" "${MIRROR_DIR}"
+  mkdir -p "${GOMODCACHE}" "${GOCACHE}"
   log "go ${have}, GOMODCACHE=${GOMODCACHE}, GOCACHE=${GOCACHE}, go build -p ${GO_BUILD_JOBS}"
 }
 
@@ -140,6 +144,7 @@ publish() {
 build_jaeger() {
   local archive="${JAEGER_TARGET}.tar.gz" sums="jaeger-${JAEGER_VERSION}.sha256sum.txt"
   already_built "jaeger ${JAEGER_VERSION}" "${JAEGER_RELEASE_DIR}" "${archive}" "${sums}" && return 0
+  setup_go_env
   local mod="github.com/jaegertracing/jaeger" work="${WORK_DIR}/jaeger-${JAEGER_GO_VERSION}"
   log "jaeger ${JAEGER_VERSION}: resolving ${mod}/cmd/jaeger@${JAEGER_GO_VERSION}"
   new_tool_module "${work}" "${mod}/cmd/jaeger@${JAEGER_GO_VERSION}"
@@ -168,6 +173,7 @@ build_jaeger() {
 build_otelcol() {
   local archive="${OTELCOL_ARCHIVE}" sums="${OTELCOL_CHECKSUMS}"
   already_built "otelcol-contrib ${OTELCOL_VERSION}" "${OTELCOL_RELEASE_DIR}" "${archive}" "${sums}" && return 0
+  setup_go_env
   local work="${WORK_DIR}/otelcol-contrib-${OTELCOL_VERSION}"
   rm -rf "${work}"; mkdir -p "${work}/bin"
   log "otelcol-contrib ${OTELCOL_VERSION}: installing the collector builder ${OTELCOL_BUILDER_VERSION}"
@@ -203,6 +209,7 @@ build_otelcol() {
 build_prometheus() {
   local archive="${PROMETHEUS_TARGET}.tar.gz" sums="sha256sums.txt"
   already_built "prometheus ${PROMETHEUS_VERSION}" "${PROMETHEUS_RELEASE_DIR}" "${archive}" "${sums}" && return 0
+  setup_go_env
   local mod="github.com/prometheus/prometheus" work="${WORK_DIR}/prometheus-${PROMETHEUS_GO_VERSION}"
   log "prometheus ${PROMETHEUS_VERSION}: resolving ${mod}/cmd/{prometheus,promtool}@${PROMETHEUS_GO_VERSION}"
   new_tool_module "${work}" "${mod}/cmd/prometheus@${PROMETHEUS_GO_VERSION}" "${mod}/cmd/promtool@${PROMETHEUS_GO_VERSION}"
@@ -258,7 +265,7 @@ main() {
   case "${only}" in ""|jaeger|otelcol|prometheus) ;; *) die "--only takes jaeger, otelcol or prometheus" ;; esac
   local start=${SECONDS}
   print_versions
-  setup_go_env
+  mkdir -p "${WORK_DIR}" "${MIRROR_DIR}"
   # One build at a time (make test and a manual run would share work directories).
   exec 9>"${LAB_CACHE}/artifacts/.build.lock"
   flock -w "${GO_STEP_TIMEOUT}" 9 || die "another build.sh still runs after ${GO_STEP_TIMEOUT} s"
