@@ -123,7 +123,7 @@ send_round() {  # send_round <seconds left>: each endpoint's requests with its o
     read -r path conc _ <<<"$entry"
     # curl prints "<endpoint> <status>" per request (000 = no answer within REQUEST_TIMEOUT).
     grep -F " $path " "$WORK/round" | awk '{print $3}' \
-      | timeout --kill-after=5 "$left" xargs -r -P "$conc" -I{} \
+      | timeout --foreground --kill-after=5 "$left" xargs -r -P "$conc" -I{} \
           curl -s -o /dev/null --max-time "$REQUEST_TIMEOUT" -w "$path %{http_code}\n" {} \
       >>"$WORK/results" || true
     left=$((DEADLINE - SECONDS))

@@ -37,8 +37,9 @@ say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 # Bash runs a trap only after the command in the foreground has returned, so a TERM sent to this
 # script alone during pytest took effect 11 minutes later (and a KILL after the TERM would have
 # left the lab up). `wait` returns at once on a trapped signal, and the trap stops the session,
-# with everything the command started, before taking the lab down. The session, not the process
-# group: `timeout` (the Go builds, load.sh) moves itself and its command into a group of its own.
+# with everything the command started, before taking the lab down. The session, not only the
+# process group: a command may start processes in groups of their own (GNU `timeout` without
+# --foreground does, and the Go builds ran on after a stop until build.sh used --foreground).
 # Whatever is left in the session when the command ends (a command a test's timeout gave up on,
 # SSH connection masters) is stopped too; the lab's daemons run in sessions of their own.
 run() {

@@ -65,7 +65,7 @@ print_versions() {
 }
 
 # The go command, its caches under $LAB_CACHE (never in the repository), static linux/amd64.
-# Set up by the first build that needs it: with every archive already built, no Go is needed.
+# Set up by already_built for the first archive that must be built.
 GO_READY=""
 setup_go_env() {
   [[ -z "${GO_READY}" ]] || return 0
@@ -85,8 +85,11 @@ setup_go_env() {
   log "go ${have}, GOMODCACHE=${GOMODCACHE}, GOCACHE=${GOCACHE}, go build -p ${GO_BUILD_JOBS}"
 }
 
-# Runs a go step with a time bound, so a stuck download cannot hang the lab.
-go_bounded() { timeout --kill-after=30 "${GO_STEP_TIMEOUT}" go "$@"; }
+# Runs a go step with a time bound, so a stuck download cannot hang the lab. --foreground keeps
+# timeout in this script's process group: without it timeout moves to a group of its own, where
+# neither Ctrl-C nor a signal to the group reaches it, and the build ran on after the script was
+# stopped.
+go_bounded() { timeout --foreground --kill-after=30 "${GO_STEP_TIMEOUT}" go "$@"; }
 
 # A field of a module version's metadata: Hash (its git commit, from the proxy's Origin record),
 # Time (tag date) or Dir (unpacked source in GOMODCACHE).
@@ -125,9 +128,13 @@ archive_verifies() {
 }
 
 # already_built <label> <dir> <archive> <checksum file>: true, and says so, when the published
-# archive is there and verifies, so its build can be skipped.
+# archive is there and verifies, so its build can be skipped; otherwise sets up Go for the build
+# (only then: cached archives need no Go) and returns false.
 already_built() {
-  archive_verifies "$2" "$3" "$4" || return 1
+  if ! archive_verifies "$2" "$3" "$4"; then
+    setup_go_env
+    return 1
+  fi
   log "$1: $3 present and verified, nothing to do"
 }
 
@@ -144,7 +151,6 @@ publish() {
 build_jaeger() {
   local archive="${JAEGER_TARGET}.tar.gz" sums="jaeger-${JAEGER_VERSION}.sha256sum.txt"
   already_built "jaeger ${JAEGER_VERSION}" "${JAEGER_RELEASE_DIR}" "${archive}" "${sums}" && return 0
-  setup_go_env
   local mod="github.com/jaegertracing/jaeger" work="${WORK_DIR}/jaeger-${JAEGER_GO_VERSION}"
   log "jaeger ${JAEGER_VERSION}: resolving ${mod}/cmd/jaeger@${JAEGER_GO_VERSION}"
   new_tool_module "${work}" "${mod}/cmd/jaeger@${JAEGER_GO_VERSION}"
@@ -173,7 +179,6 @@ build_jaeger() {
 build_otelcol() {
   local archive="${OTELCOL_ARCHIVE}" sums="${OTELCOL_CHECKSUMS}"
   already_built "otelcol-contrib ${OTELCOL_VERSION}" "${OTELCOL_RELEASE_DIR}" "${archive}" "${sums}" && return 0
-  setup_go_env
   local work="${WORK_DIR}/otelcol-contrib-${OTELCOL_VERSION}"
   rm -rf "${work}"; mkdir -p "${work}/bin"
   log "otelcol-contrib ${OTELCOL_VERSION}: installing the collector builder ${OTELCOL_BUILDER_VERSION}"
@@ -184,7 +189,7 @@ build_otelcol() {
   log "otelcol-contrib ${OTELCOL_VERSION}: generating sources and go.mod from otelcol-contrib/manifest.yaml"
   sed "s|^dist:\$|dist:\n  output_path: ${work}/src|" "${ARTIFACTS_DIR}/otelcol-contrib/manifest.yaml" \
     >"${work}/manifest.yaml"
-  (cd "${work}" && timeout --kill-after=30 "${GO_STEP_TIMEOUT}" ./bin/builder --skip-compilation \
+  (cd "${work}" && timeout --foreground --kill-after=30 "${GO_STEP_TIMEOUT}" ./bin/builder --skip-compilation \
       --config "${work}/manifest.yaml") \
     >"${work}/builder.log" 2>&1 || { tail -n 30 "${work}/builder.log" >&2; die "the collector builder failed"; }
   log "otelcol-contrib ${OTELCOL_VERSION}: compiling"
@@ -209,7 +214,6 @@ build_otelcol() {
 build_prometheus() {
   local archive="${PROMETHEUS_TARGET}.tar.gz" sums="sha256sums.txt"
   already_built "prometheus ${PROMETHEUS_VERSION}" "${PROMETHEUS_RELEASE_DIR}" "${archive}" "${sums}" && return 0
-  setup_go_env
   local mod="github.com/prometheus/prometheus" work="${WORK_DIR}/prometheus-${PROMETHEUS_GO_VERSION}"
   log "prometheus ${PROMETHEUS_VERSION}: resolving ${mod}/cmd/{prometheus,promtool}@${PROMETHEUS_GO_VERSION}"
   new_tool_module "${work}" "${mod}/cmd/prometheus@${PROMETHEUS_GO_VERSION}" "${mod}/cmd/promtool@${PROMETHEUS_GO_VERSION}"
