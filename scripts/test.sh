@@ -73,11 +73,22 @@ stage_prerequisites() {
   say "prerequisites (apt packages, JDK 21+, Python venv)"
   export DEBIAN_FRONTEND=noninteractive
   local missing=()
-  for pkg in maven curl git; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  for pkg in maven curl git python3; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
   fi
-  JAVA_HOME=$(scripts/java-home.sh) || return 1
+  if ! JAVA_HOME=$(scripts/java-home.sh 2>/dev/null); then
+    # Debian 13 packages a JDK 21 and 25; Debian 12 none (its machines need one installed before).
+    local jdk
+    for jdk in openjdk-25-jdk-headless openjdk-21-jdk-headless; do
+      if [ -n "$(apt-cache policy "$jdk" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]; then
+        echo "no JDK 21+: installing $jdk"
+        apt-get install -y -qq "$jdk" >/dev/null || return 1
+        break
+      fi
+    done
+    JAVA_HOME=$(scripts/java-home.sh) || return 1
+  fi
   export JAVA_HOME
   echo "JAVA_HOME=$JAVA_HOME"
   VENV_BIN=$(scripts/venv.sh | tail -1) || return 1
