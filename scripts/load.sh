@@ -122,8 +122,9 @@ send_round() {  # send_round <seconds left>: each endpoint's requests with its o
   for entry in "${MIX[@]}"; do
     read -r path conc _ <<<"$entry"
     # curl prints "<endpoint> <status>" per request (000 = no answer within REQUEST_TIMEOUT).
+    # timeout (in a process group of its own) kills xargs and its curls at the time budget.
     grep -F " $path " "$WORK/round" | awk '{print $3}' \
-      | timeout --foreground --kill-after=5 "$left" xargs -r -P "$conc" -I{} \
+      | timeout --kill-after=5 "$left" xargs -r -P "$conc" -I{} \
           curl -s -o /dev/null --max-time "$REQUEST_TIMEOUT" -w "$path %{http_code}\n" {} \
       >>"$WORK/results" || true
     left=$((DEADLINE - SECONDS))

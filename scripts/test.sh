@@ -39,9 +39,10 @@ say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 # left the lab up). `wait` returns at once on a trapped signal, and the trap stops the session,
 # with everything the command started, before taking the lab down. The session, not only the
 # process group: a command may start processes in groups of their own (GNU `timeout` without
-# --foreground does, and the Go builds ran on after a stop until build.sh used --foreground).
-# Whatever is left in the session when the command ends (a command a test's timeout gave up on,
-# SSH connection masters) is stopped too; the lab's daemons run in sessions of their own.
+# --foreground does, as in load.sh). Whatever is left in the session when the command ends (say,
+# a command a test's timeout gave up on) is stopped too. Not reached: what detaches into a session
+# of its own, as the lab's daemons do on purpose, and Ansible's workers (with their SSH masters,
+# which exit on their own after ControlPersist's 60 s).
 run() {
   local rc=0
   setsid "$@" 3>&- 4>&- &  # (the lab's daemons must not hold the console open)
@@ -53,10 +54,11 @@ run() {
 }
 
 # stop_session <sid>: TERM to every process of the session, KILL to those left after 30 s.
+# Zombies do not count: where PID 1 does not reap orphans they stay, and cannot be killed.
 stop_session() {
   pkill -TERM -s "$1" 2>/dev/null || return 0
   for _ in $(seq 1 60); do
-    pgrep -s "$1" >/dev/null || return 0
+    ps -o stat= --sid "$1" | grep -qv '^Z' || return 0
     sleep 0.5
   done
   pkill -KILL -s "$1" 2>/dev/null || true
@@ -80,6 +82,7 @@ stage_prerequisites() {
   if ! JAVA_HOME=$(scripts/java-home.sh 2>/dev/null); then
     # Debian 13 packages a JDK 21 and 25; Debian 12 none (its machines need one installed before).
     local jdk
+    apt-get update -qq || return 1
     for jdk in openjdk-25-jdk-headless openjdk-21-jdk-headless; do
       if [ -n "$(apt-cache policy "$jdk" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]; then
         echo "no JDK 21+: installing $jdk"

@@ -33,7 +33,7 @@ remove_network() {
   done
   for host in $LAB_HOSTS; do remove_host_network "$host"; done
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$LAB_NETNS_PREFIX" || true); do
-    ip netns del "$ns"
+    ip netns del "$ns" || warn "could not delete network namespace $ns"
   done
   ! ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 || ip link del dev "$LAB_BRIDGE"
 }
@@ -85,7 +85,8 @@ main() {
   run_stage_and_go_on "host trees" remove_host_trees
   run_stage_and_go_on "network" remove_network
   run_stage_and_go_on "keep logs" keep_logs
-  rm -rf "$LAB_STATE"
+  # The pid files in it are how a second down.sh finds what a failed step left running.
+  ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$LAB_STATE"
   run_stage_and_go_on "check" report_leftovers
   ((${#LAB_FAILED_STAGES[@]} == 0)) || die "steps that failed: ${LAB_FAILED_STAGES[*]}"
 }

@@ -65,7 +65,8 @@ print_versions() {
 }
 
 # The go command, its caches under $LAB_CACHE (never in the repository), static linux/amd64.
-# Set up by already_built for the first archive that must be built.
+# Set up by already_built for the first archive that must be built. (Called from an `&&` list
+# there, where bash ignores `set -e`: every command that can fail says so itself.)
 GO_READY=""
 setup_go_env() {
   [[ -z "${GO_READY}" ]] || return 0
@@ -73,22 +74,25 @@ setup_go_env() {
   if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:${PATH}"; fi
   command -v go >/dev/null || die "the go command is not on PATH; install Go ${GO_MIN_VERSION} or newer (Debian 12's golang is too old)"
   local have
-  have="$(go env GOVERSION)"; have="${have#go}"
+  have="$(go env GOVERSION)" || die "go env GOVERSION failed"
+  have="${have#go}"
   if [[ "$(printf '%s\n%s\n' "${GO_MIN_VERSION}" "${have}" | sort -V | head -n1)" != "${GO_MIN_VERSION}" ]]; then
     die "go ${have} is older than the ${GO_MIN_VERSION} the pinned modules need"
   fi
   export GOMODCACHE="${LAB_CACHE}/go/mod" GOCACHE="${LAB_CACHE}/go/build"
   # Keep the machine's GOFLAGS (and its GOPROXY, untouched); make the module cache deletable.
-  GOFLAGS="$(go env GOFLAGS)"; GOFLAGS="${GOFLAGS:+${GOFLAGS} }-modcacherw"
+  GOFLAGS="$(go env GOFLAGS)" || die "go env GOFLAGS failed"
+  GOFLAGS="${GOFLAGS:+${GOFLAGS} }-modcacherw"
   export GOFLAGS CGO_ENABLED=0 GOOS=linux GOARCH=amd64
-  mkdir -p "${GOMODCACHE}" "${GOCACHE}"
+  mkdir -p "${GOMODCACHE}" "${GOCACHE}" || die "cannot create the Go caches under ${LAB_CACHE}/go"
   log "go ${have}, GOMODCACHE=${GOMODCACHE}, GOCACHE=${GOCACHE}, go build -p ${GO_BUILD_JOBS}"
 }
 
 # Runs a go step with a time bound, so a stuck download cannot hang the lab. --foreground keeps
 # timeout in this script's process group: without it timeout moves to a group of its own, where
 # neither Ctrl-C nor a signal to the group reaches it, and the build ran on after the script was
-# stopped.
+# stopped. (The price: when the bound is hit, timeout kills go alone; a compile or git process
+# it started may finish on its own, and make test stops what is left of the stage.)
 go_bounded() { timeout --foreground --kill-after=30 "${GO_STEP_TIMEOUT}" go "$@"; }
 
 # A field of a module version's metadata: Hash (its git commit, from the proxy's Origin record),

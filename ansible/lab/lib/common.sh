@@ -35,15 +35,20 @@ run_stage() {
 
 # run_stage_and_go_on NAME COMMAND...: the same, but a failed step is logged and added to
 # LAB_FAILED_STAGES, and the script goes on to its next step (down.sh removes what it can). The
-# step runs as a child job, so `set -e` holds inside it; call this as a command of its own, since
-# inside an `||` list the child would inherit bash's "ignore set -e" too.
+# step runs in a subshell with `set -e` of its own, in the foreground (Ctrl-C reaches it); call
+# this as a command of its own, since inside an `||` list the subshell would ignore `set -e` too.
 LAB_FAILED_STAGES=()
 run_stage_and_go_on() {
-  local name=$1 start=$SECONDS rc=0
+  local name=$1 start=$SECONDS rc
   shift
   log "==> $name"
-  "$@" &
-  wait "$!" || rc=$?
+  set +e
+  (
+    set -e
+    "$@"
+  )
+  rc=$?
+  set -e
   if ((rc == 0)); then
     log "<== $name: ok in $((SECONDS - start)) s"
   else
