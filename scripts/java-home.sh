@@ -19,7 +19,6 @@ for d in /usr/lib/jvm/*; do [ -x "$d/bin/javac" ] && candidates+=("$d"); done
 
 best="" best_major=0
 for home in "${candidates[@]}"; do
-  [ -x "$home/bin/javac" ] || continue
   major=$(java_major "$home" || echo 0)
   if [ "${major:-0}" -ge 21 ] && [ "$major" -gt "$best_major" ]; then best=$home best_major=$major; fi
 done
