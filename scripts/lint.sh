@@ -59,24 +59,24 @@ PY
 
 # The lab deploys the releases it builds (ansible/lab/artifacts/versions.env, read by the lab
 # inventory); the roles' defaults, which every other inventory gets, must name the same ones, so
-# that what the lab tested is what a Vagrant or real deployment installs.
+# that what the lab tested is what a Vagrant or real deployment installs. The build prints its
+# versions under the roles' variable names (`build.sh --print-vars`): <role>_version.
 check_lab_versions() {
-  python - lab/artifacts/versions.env roles <<'PY'
+  python - roles "$("$ROOT/ansible/lab/artifacts/build.sh" --print-vars)" <<'PY'
 import pathlib
 import sys
 
 import yaml
 
-versions_file, roles = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-built = dict(line.split("=", 1) for line in versions_file.read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#"))
+roles, built = pathlib.Path(sys.argv[1]), yaml.safe_load(sys.argv[2])
 bad = 0
-for key, role, variable in (("JAEGER_VERSION", "jaeger", "jaeger_version"),
-                            ("OTELCOL_VERSION", "otel_collector", "otel_collector_version"),
-                            ("PROMETHEUS_VERSION", "prometheus", "prometheus_version")):
-    default = str(yaml.safe_load((roles / role / "defaults/main.yml").read_text())[variable])
-    if default != built[key]:
-        print(f"  {role}: {variable} is {default} in defaults/main.yml, but {versions_file} builds {key}={built[key]}")
+for variable, version in built.items():
+    if not variable.endswith("_version"):
+        continue
+    role = variable.removesuffix("_version")
+    default = yaml.safe_load((roles / role / "defaults/main.yml").read_text())[variable]
+    if str(default) != str(version):
+        print(f"  {role}: {variable} is {default} in defaults/main.yml, but the lab builds {version} (ansible/lab/artifacts/versions.env)")
         bad += 1
 sys.exit(1 if bad else 0)
 PY
