@@ -33,27 +33,23 @@ run_stage() {
   LAB_STAGE=""
 }
 
-# run_stage_and_go_on NAME COMMAND...: the same, but a failed step is logged and added to
-# LAB_FAILED_STAGES, and the script goes on to its next step (down.sh removes what it can). The
-# step runs in a subshell with `set -e` of its own, in the foreground (Ctrl-C reaches it); call
-# this as a command of its own, since inside an `||` list the subshell would ignore `set -e` too.
+# run_stage_and_go_on NAME COMMAND...: run_stage in a subshell, so that a failed step is logged
+# and added to LAB_FAILED_STAGES and the script goes on to its next step (down.sh removes what it
+# can). The subshell keeps `set -e` and runs in the foreground (Ctrl-C reaches it); call this as
+# a command of its own, since inside an `||` list the subshell would ignore `set -e` too.
 LAB_FAILED_STAGES=()
 run_stage_and_go_on() {
-  local name=$1 start=$SECONDS rc
-  shift
-  log "==> $name"
+  local start=$SECONDS rc
   set +e
   (
     set -e
-    "$@"
+    run_stage "$@"
   )
   rc=$?
   set -e
-  if ((rc == 0)); then
-    log "<== $name: ok in $((SECONDS - start)) s"
-  else
-    log "<== $name: FAILED (exit $rc) after $((SECONDS - start)) s"
-    LAB_FAILED_STAGES+=("$name")
+  if ((rc != 0)); then
+    log "<== $1: FAILED (exit $rc) after $((SECONDS - start)) s"
+    LAB_FAILED_STAGES+=("$1")
   fi
 }
 
