@@ -206,8 +206,7 @@ class PackagedJarIT {
         while (exportErrors == 0 && System.nanoTime() < deadline) {
             assertThat(Instances.get(port, "/").statusCode(), is(200));
             Thread.sleep(500);
-            exportErrors = Files.readAllLines(log).stream()
-                    .filter(line -> line.contains("Failed to export")).count();
+            exportErrors = exportFailureLines(log);
         }
         assertThat("export failures are logged", exportErrors > 0, is(true));
     }
@@ -244,7 +243,7 @@ class PackagedJarIT {
                 Thread.sleep(200);
             }
             assertThat("exports refused", refused.get(), greaterThanOrEqualTo(requests));
-            long failureLines = Files.readAllLines(log).stream().filter(line -> line.contains("Failed to export")).count();
+            long failureLines = exportFailureLines(log);
             assertThat("lines about " + refused.get() + " refused exports", failureLines,
                        allOf(greaterThanOrEqualTo(1L), lessThanOrEqualTo(10L)));
         } finally {
@@ -313,6 +312,11 @@ class PackagedJarIT {
             Thread.sleep(200);
         }
         throw new AssertionError("instance on port " + port + " not healthy within " + WAIT);
+    }
+
+    /** How many lines of {@code log} report a failed export (the SDK's "Failed to export spans. …"). */
+    private static long exportFailureLines(Path log) throws IOException {
+        return Files.readAllLines(log).stream().filter(line -> line.contains("Failed to export")).count();
     }
 
     /** The log line with {@code message} in trace {@code traceId}, parsed. */
