@@ -11,7 +11,7 @@
 #   URL ...       base URLs of the apps, e.g. http://127.0.0.1:8000 (IP addresses, loopback or
 #                 private, or localhost; no other host names)
 #   -i INVENTORY  take the apps from an Ansible inventory (hosts.yml; needs scripts/venv.sh)
-#   default       the lab's apps: http://$LAB_NET_PREFIX.11-13:8000 (ansible/lab/lab.env)
+#   default       the lab's apps: http://$LAB_NET_PREFIX.11-13:8000 and app-d on .13:8001 (ansible/lab/lab.env)
 #   -n ROUNDS     rounds (default 10, as the original);  -t SECONDS  time budget (default 300)
 #   -p PAUSE      seconds between rounds (default 5, as the original)
 set -euo pipefail
@@ -65,18 +65,23 @@ parse_args() {
   [[ $PAUSE =~ ^[0-9]{1,3}$ ]] || die "-p takes 0..999 seconds"
 }
 
-inventory_targets() {  # base URLs of the apps group of an inventory (addresses rendered by ansible)
+inventory_targets() {  # base URLs of every app instance of an inventory (rendered by ansible)
   local venv_bin out inventory
   inventory=$(realpath -e "$INVENTORY") || die "no inventory at $INVENTORY"
   venv_bin=$("$ROOT/scripts/venv.sh" 2>/dev/null | tail -1)
+  # "<address>:<port>" of each instance of a host: app_port unless app_instance_ports names it
   out=$(cd / && ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json \
     "$venv_bin/ansible" apps -i "$inventory" -m ansible.builtin.debug \
-    -a 'msg={{ ansible_host | default(inventory_hostname) }}:{{ app_port | default(8000) }}') \
+    -a 'msg={{ app_instances | default([])
+                | map("extract", dict(app_instances | default([]) | product([app_port | default(8000)]))
+                                 | combine(app_instance_ports | default({})))
+                | map("regex_replace", "^", (ansible_host | default(inventory_hostname)) ~ ":") | list }}') \
     || die "cannot read the apps group of $INVENTORY"
   "$venv_bin/python" -c '
 import json, sys
 for res in json.load(sys.stdin)["plays"][0]["tasks"][0]["hosts"].values():
-    print("http://" + res["msg"])' <<<"$out"
+    for target in res["msg"]:
+        print("http://" + target)' <<<"$out"
 }
 
 check_target() {  # only loopback or private addresses: this script is for the demo's own hosts
@@ -98,6 +103,7 @@ resolve_targets() {
   elif [ "${#TARGETS[@]}" -eq 0 ]; then
     local n
     for n in 11 12 13; do TARGETS+=("http://${LAB_NET_PREFIX}.$n:8000"); done
+    TARGETS+=("http://${LAB_NET_PREFIX}.13:8001")  # app-d, beside app-c on node3
   fi
   [ "${#TARGETS[@]}" -gt 0 ] || die "no target apps"
   local t

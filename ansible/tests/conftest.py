@@ -38,13 +38,17 @@ def lab_settings():
 
 
 def lab_inventory():
-    """{host: {"addr": ..., "apps": [...]}} of the lab inventory, with its variables rendered."""
+    """{host: {"addr": ..., "apps": [...], "ports": {app: port}, "modes": {app: MODE}}} of the lab
+    inventory, with its variables rendered ("modes" is the inventory's app_instance_modes)."""
     # Not the project's ansible.cfg (its extra callbacks print to stdout): plain JSON output.
     env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
     ansible = Path(sys.executable).parent / "ansible"
     msg = "{{ {'addr': ansible_host | default(inventory_hostname), " \
-          "'apps': app_instances | default([])} | to_json }}"
+          "'apps': app_instances | default([]), " \
+          "'ports': dict(app_instances | default([]) | product([app_port | default(8000)]))" \
+          " | combine(app_instance_ports | default({})), " \
+          "'modes': app_instance_modes | default({})} | to_json }}"
     proc = subprocess.run(
         [str(ansible), "all", "-i", str(INVENTORY), "-m", "ansible.builtin.debug", "-a", f"msg={msg}"],
         cwd="/", env=env, capture_output=True, text=True, timeout=120,
@@ -90,10 +94,10 @@ def hosts(ssh_key):
     }
 
 
-@pytest.fixture(scope="session")
-def app_address():
-    """{app instance: "addr"} of every instance."""
-    return {a: INVENTORY_HOSTS[h]["addr"] for h, a in APP_PLACEMENTS}
+def app_url(app, path=""):
+    """http://<addr>:<port><path> of an app instance, from the lab inventory."""
+    host = next(h for h, a in APP_PLACEMENTS if a == app)
+    return f"http://{INVENTORY_HOSTS[host]['addr']}:{INVENTORY_HOSTS[host]['ports'][app]}{path}"
 
 
 def ssh(addr, key, command, timeout=30):

@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from conftest import deploy_lab, env_file, http_get, ssh
+from conftest import app_url, deploy_lab, env_file, http_get, ssh
 
-PORT = 8000
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
 REBOOT_HOST = os.environ.get("LAB_REBOOT_HOST", "node2")
@@ -120,7 +119,7 @@ def test_listens_on_port(hosts, inventory, placement):
     name, app = placement
     host = hosts[name]
     port = int(env_file(host, app)["EXPOSE_PORT"])
-    assert port == PORT
+    assert port == inventory[name]["ports"][app]
     listeners = host.check_output(f"ss -Htlnp 'sport = :{port}'")
     assert f"pid={main_pid(host, app)}," in listeners, f"{app} does not listen on {port}: {listeners!r}"
     # on all interfaces: reachable from the controller at the host's address
@@ -128,13 +127,14 @@ def test_listens_on_port(hosts, inventory, placement):
     assert status in (200, 204), f"health of {app} on {name}: HTTP {status} {body[:200]}"
 
 
-def test_environment_points_at_the_inventory(hosts, inventory, placement, app_address):
+def test_environment_points_at_the_inventory(hosts, inventory, placement):
     name, app = placement
     env = env_file(hosts[name], app)
     assert env["OTEL_SERVICE_NAME"] == app
-    assert env["MODE"] in {"otel-collector-grpc", "otel-collector-http", "jaeger-grpc", "jaeger-http", "none"}
-    assert env["TARGET_ONE_HOST"] == f"{app_address['app-b']}:{PORT}"
-    assert env["TARGET_TWO_HOST"] == f"{app_address['app-c']}:{PORT}"
+    # the lab is deployed with the inventory's per-instance modes (no tracing_mode override)
+    assert env["MODE"] == inventory[name]["modes"][app], f"{app}: MODE={env['MODE']}"
+    assert env["TARGET_ONE_HOST"] == app_url("app-b").removeprefix("http://")
+    assert env["TARGET_TWO_HOST"] == app_url("app-c").removeprefix("http://")
     assert re.fullmatch(r"[0-9.]+:4317", env["OTEL_GRPC_ENDPOINT"]), env["OTEL_GRPC_ENDPOINT"]
     assert hosts[name].file(env["APP_JAR"]).is_file
     mode = hosts[name].file(f"/etc/helidon-apps/{app}.env")
@@ -142,11 +142,11 @@ def test_environment_points_at_the_inventory(hosts, inventory, placement, app_ad
 
 
 @pytest.fixture(scope="module")
-def chain_request(app_address):
+def chain_request():
     """Sends GET /chain to app-a with a fresh W3C trace id; returns (trace_id, status, body)."""
     trace_id = secrets.token_hex(16)
     headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    status, body = http_get(f"http://{app_address['app-a']}:{PORT}/chain", headers=headers, timeout=30)
+    status, body = http_get(app_url("app-a", "/chain"), headers=headers, timeout=30)
     return trace_id, status, body
 
 
@@ -275,7 +275,7 @@ def test_rebooted_host_comes_back_with_its_units(inventory, ssh_key):
     for app in apps:
         def healthy():
             try:
-                return http_get(f"http://{addr}:{PORT}{HEALTH_PATH}", timeout=5)[0] in (200, 204)
+                return http_get(app_url(app, HEALTH_PATH), timeout=5)[0] in (200, 204)
             except OSError:
                 return False
         wait_for(healthy, 120, f"{app} on {REBOOT_HOST} to answer health after the reboot")

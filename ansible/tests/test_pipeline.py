@@ -1,6 +1,8 @@
 """The tracing pipeline end to end, in every MODE, on the deployed lab.
 
-For each of the four modes in turn: deploy with `-e tracing_mode=<mode>` (ansible/lab/deploy.sh),
+First the inventory's own topology (each app instance its own MODE, app_instance_modes): one
+/chain trace whose spans reached Jaeger by three paths, shown by the receivers' span counters.
+Then for each of the four modes in turn: deploy with `-e tracing_mode=<mode>` (ansible/lab/deploy.sh),
 send GET /chain to app-a with a fresh W3C traceparent, poll jaeger-query's HTTP API until the
 trace is there (bounded), and check it: spans of all three services, the CLIENT -> SERVER parent
 links of the chain, at least the 7 spans of the original demo's chain, and the same trace id in
@@ -12,8 +14,7 @@ persistent queue and retries).
 
 Slow (one full deployment per mode). Run after ansible/lab/up.sh and a first deployment:
     $LAB_CACHE/venv/bin/pytest ansible/tests/test_pipeline.py
-Settings (environment): PIPELINE_MODES (comma-separated, default all four, ending with the
-inventory default), PIPELINE_BURST (default 20), PIPELINE_DEPLOY_ARGS (extra ansible-playbook
+Settings (environment): PIPELINE_MODES (comma-separated, default all four), PIPELINE_BURST (default 20), PIPELINE_DEPLOY_ARGS (extra ansible-playbook
 arguments, e.g. "--tags app_configure" to redeploy only the apps' configuration).
 """
 import json
@@ -27,10 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, env_file, http_get, ssh
+from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, app_url, env_file, http_get, ssh
 
-APP_PORT = 8000
 QUERY_PORT = int(os.environ.get("PIPELINE_QUERY_PORT", "16686"))
+# The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
+OTEL_COLLECTOR_METRICS_PORT = 8888
+JAEGER_COLLECTOR_METRICS_PORT = 14269
 SERVICES = {"app-a", "app-b", "app-c"}
 MIN_SPANS = 7                # /chain: 4 SERVER spans (a, a "/", b, c) + 3 CLIENT spans from app-a
 VISIBLE_TIMEOUT = 120        # seconds from request to a complete trace in jaeger-query
@@ -38,7 +41,6 @@ LOG_WAIT = 30                # seconds for the trace id to reach every log file
 BURST = int(os.environ.get("PIPELINE_BURST", "20"))
 BURST_TIMEOUT = 240          # seconds for the whole burst to arrive after jaeger-collector is back
 DEPLOY_TIMEOUT = 1800
-# The last mode is the inventory's default, so the lab is left as deployed.
 MODES = [m for m in os.environ.get(
     "PIPELINE_MODES", "jaeger-grpc,jaeger-http,otel-collector-http,otel-collector-grpc").split(",") if m]
 REPO = ANSIBLE_DIR.parent
@@ -84,13 +86,13 @@ def query_url(trace_id):
 
 
 def app_a_url():
-    host = next(h for h, v in INVENTORY_HOSTS.items() if "app-a" in v["apps"])
-    return f"http://{addr(host)}:{APP_PORT}/chain"
+    return app_url("app-a", "/chain")
 
 
-def deploy(mode):
-    """Runs the lab deployment with that MODE; fails the test when the playbook fails."""
-    cmd = [str(REPO / "ansible" / "lab" / "deploy.sh"), "-e", f"tracing_mode={mode}",
+def deploy(mode=None):
+    """Runs the lab deployment with that MODE for every instance (None: the inventory's own
+    per-instance modes); fails the test when the playbook fails."""
+    cmd = [str(REPO / "ansible" / "lab" / "deploy.sh"), *(["-e", f"tracing_mode={mode}"] if mode else []),
            *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", ""))]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT)
@@ -185,6 +187,43 @@ def check_trace(trace, trace_id):
     return len(spans)
 
 
+def metric_sum(url, name, **labels):
+    """Sum of the samples of a Prometheus text-format metric whose labels include `labels`."""
+    status, body = http_get(url, timeout=10)
+    assert status == 200, f"{url}: HTTP {status}"
+    total = 0.0
+    for line in body.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        sample_labels, value = line[len(name) + 1:].rsplit("} ", 1)
+        if all(f'{k}="{v}"' in sample_labels for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def path_counters(jaeger_first=False):
+    """Spans the pipeline's receivers accepted and the Collector forwarded to Jaeger, so far: the
+    Collector's OTLP gRPC and HTTP receivers, its exporter to Jaeger, and jaeger-collector's OTLP
+    gRPC and HTTP receivers (each service's own telemetry on its metrics port). Read Collector
+    first before a request and Jaeger first after it, the forwarded count brackets what Jaeger
+    received from the Collector in between (see test_mixed_modes_one_trace)."""
+    accepted = "otelcol_receiver_accepted_spans_total"
+
+    def collector():
+        url = f"http://{addr(first('otel_collector'))}:{OTEL_COLLECTOR_METRICS_PORT}/metrics"
+        return {"collector_grpc": metric_sum(url, accepted, receiver="otlp", transport="grpc"),
+                "collector_http": metric_sum(url, accepted, receiver="otlp", transport="http"),
+                "forwarded": metric_sum(url, "otelcol_exporter_sent_spans_total", exporter="otlp_grpc/jaeger")}
+
+    def jaeger():
+        url = f"http://{addr(first('jaeger_collector'))}:{JAEGER_COLLECTOR_METRICS_PORT}/metrics"
+        return {"jaeger_grpc": metric_sum(url, accepted, receiver="otlp", transport="grpc"),
+                "jaeger_http": metric_sum(url, accepted, receiver="otlp", transport="http")}
+
+    readers = (jaeger, collector) if jaeger_first else (collector, jaeger)
+    return {k: v for read in readers for k, v in read().items()}
+
+
 def check_logs(hosts, trace_id):
     for name, v in sorted(INVENTORY_HOSTS.items()):
         for app in v["apps"]:
@@ -214,6 +253,82 @@ def totals_line():
     seen = (f"; request -> visible in jaeger-query: min {min(times):.1f} s, max {max(times):.1f} s"
             if times else "")
     return f"pipeline totals: {STATS['traces']} traces, {STATS['spans']} spans checked{seen}"
+
+
+def test_mixed_modes_one_trace(hosts, report, capsys):
+    """The inventory's own topology, as the original's base compose file: each app instance has
+    its own MODE, so one /chain trace is assembled from spans that reached Jaeger by different
+    paths. Runs first; deploys the inventory's modes (no tracing_mode override) unless the lab
+    already runs them.
+
+    Proof of the paths: the receivers' own counters. Between two readings, the Collector's gRPC
+    receiver must have taken at least app-a's spans of the trace, its HTTP receiver at least
+    app-b's, and jaeger-collector's gRPC receiver at least app-c's spans more than the Collector
+    forwarded (the counters are read Collector first, then Jaeger, before; and Jaeger first,
+    then Collector, after: so the forwarded count can only overstate what Jaeger got from the
+    Collector in between, never hide a direct span)."""
+    def deployed_modes():
+        return {app: env_file(hosts[name], app)["MODE"] for name, v in INVENTORY_HOSTS.items() for app in v["apps"]}
+
+    expected = {app: mode for v in INVENTORY_HOSTS.values() for app, mode in v["modes"].items()}
+    modes = deployed_modes()
+    if modes != {app: expected.get(app) for app in modes}:
+        deploy()
+        modes = deployed_modes()
+    assert modes == {app: expected.get(app) for app in modes}, \
+        f"deployed MODEs {modes} differ from the inventory's app_instance_modes {expected}"
+    paths = {modes[app] for app in SERVICES}
+    assert len(paths) == 3, f"the inventory gives app-a, app-b, app-c {len(paths)} distinct modes: {modes}"
+    assert (modes["app-a"], modes["app-b"], modes["app-c"]) == \
+        ("otel-collector-grpc", "otel-collector-http", "jaeger-grpc"), modes
+
+    before = path_counters()
+    trace_id, sent = send_chain()
+    trace, seconds = wait_for_trace(trace_id, sent)
+    span_count = check_trace(trace, trace_id)
+    by_service = {}
+    for span in trace["spans"]:
+        service = trace["processes"][span["processID"]]["serviceName"]
+        by_service[service] = by_service.get(service, 0) + 1
+    after = path_counters(jaeger_first=True)
+    delta = {k: after[k] - before[k] for k in before}
+    assert delta["collector_grpc"] >= by_service["app-a"], (
+        f"the Collector's OTLP/gRPC receiver took {delta['collector_grpc']:.0f} spans, "
+        f"app-a ({modes['app-a']}) sent {by_service['app-a']}")
+    assert delta["collector_http"] >= by_service["app-b"], (
+        f"the Collector's OTLP/HTTP receiver took {delta['collector_http']:.0f} spans, "
+        f"app-b ({modes['app-b']}) sent {by_service['app-b']}")
+    direct = delta["jaeger_grpc"] - delta["forwarded"]
+    assert direct >= by_service["app-c"], (
+        f"jaeger-collector's OTLP/gRPC receiver took {delta['jaeger_grpc']:.0f} spans, the Collector "
+        f"forwarded {delta['forwarded']:.0f}: {direct:.0f} direct, app-c ({modes['app-c']}) sent {by_service['app-c']}")
+    check_logs(hosts, trace_id)
+    report["traces"] += 1
+    report["spans"] += span_count
+    report["visible_s"].append(seconds)
+    with capsys.disabled():
+        print(f"\n[mixed modes] trace {trace_id}: {span_count} spans ({by_service}), visible after "
+              f"{seconds:.1f} s; spans taken: Collector gRPC +{delta['collector_grpc']:.0f}, "
+              f"Collector HTTP +{delta['collector_http']:.0f}, forwarded +{delta['forwarded']:.0f}, "
+              f"jaeger-collector gRPC +{delta['jaeger_grpc']:.0f} (direct {direct:.0f}), "
+              f"HTTP +{delta['jaeger_http']:.0f}")
+
+
+def test_trace_script_prints_the_jaeger_url_of_its_trace():
+    """scripts/trace.sh, the user's one-request check: its /chain becomes a trace in jaeger-query,
+    and the URL it prints is that trace's page in the UI."""
+    jaeger = f"http://{addr(first('jaeger_query'))}:{QUERY_PORT}"
+    proc = subprocess.run([str(REPO / "scripts" / "trace.sh"), "-n", "-w", str(VISIBLE_TIMEOUT),
+                           app_url("app-a"), jaeger],
+                          capture_output=True, text=True, timeout=VISIBLE_TIMEOUT + 90)
+    assert proc.returncode == 0, f"trace.sh failed:\n{proc.stdout}{proc.stderr}"
+    lines = proc.stdout.strip().splitlines()
+    trace_id = lines[-1].removeprefix(f"{jaeger}/trace/")
+    assert len(trace_id) == 32 and lines[-1] == f"{jaeger}/trace/{trace_id}", lines[-1]
+    assert lines[-2].startswith(f"trace {trace_id}: ") and "app-a, app-b, app-c" in lines[-2], lines[-2]
+    status, _ = http_get(lines[-1], timeout=10)  # the UI serves its page for the trace's path
+    assert status == 200, f"{lines[-1]}: HTTP {status}"
+    check_trace(wait_for_trace(trace_id, time.monotonic())[0], trace_id)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, deploy_lab, http_get
+from conftest import ANSIBLE_DIR, APP_PLACEMENTS, INVENTORY, INVENTORY_HOSTS, app_url, deploy_lab, http_get
 
 ROOT = ANSIBLE_DIR.parent
 SERVICES = ["app-a", "app-b", "app-c"]
@@ -100,8 +100,7 @@ def wait_until(what, check, timeout=METRICS_WAIT, interval=5):
 @pytest.fixture(scope="module")
 def load():
     """Runs the bounded load on the lab apps, then 10 more /error_test calls on each app."""
-    apps = [f"http://{INVENTORY_HOSTS[h]['addr']}:8000" for h in sorted(INVENTORY_HOSTS)
-            if INVENTORY_HOSTS[h]["apps"]]
+    apps = [app_url(app) for _, app in APP_PLACEMENTS]
     proc = subprocess.run(
         [str(ROOT / "scripts" / "load.sh"), "-n", "2", "-t", "150", "-p", "1", *apps],
         capture_output=True, text=True, timeout=240,
