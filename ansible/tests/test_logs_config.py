@@ -10,8 +10,10 @@ roles' templates with Ansible for the Vagrant inventory (both switches on) on th
 - the Alloy config (log_shipper: alloy) is well-formed Alloy syntax (a small tokenizer: balanced
   blocks, valid string literals) and ships the same files with the same labels and regexes as
   Promtail's;
-- the Grafana datasource uids and links cross-reference (Jaeger -> Loki by trace id and service
-  name, Loki's derived field trace_id=(\\w+) -> Jaeger) and point at the inventory's hosts;
+- the Grafana datasource uids and links cross-reference (Jaeger -> Loki by a custom query on the
+  shipper's job label and the trace id, Loki's derived field trace_id=<32 hex> -> Jaeger, never
+  trace_id=0) and point at the inventory's hosts; with spm_enabled off the Prometheus
+  datasource is deleted, not just left out;
 - the dashboard JSON is valid and every PromQL query names metrics (and labels) the collector's
   span_metrics connector config produces.
 
@@ -57,11 +59,11 @@ RENDER = {
 NOT_RE2 = [r"(?=", r"(?!", r"(?<=", r"(?<!", r"(?>", r"\1", r"(?P="]
 
 
-def render(role, out):
+def render(role, out, **overrides):
     group, templates = RENDER[role]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
     extra = {"render_role": role, "render_group": group, "render_out": str(out),
-             "render_templates": templates, "spm_enabled": True, "logs_enabled": True}
+             "render_templates": templates, "spm_enabled": True, "logs_enabled": True, **overrides}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
          "tests/render/render.yml", "-e", json.dumps(extra)],
@@ -331,22 +333,81 @@ def test_datasource_uids(rendered):
         "jaeger": "jaeger", "loki": "loki", "prometheus": "prometheus"}
 
 
+def provisioned(value):
+    """A string of a provisioning file as Grafana reads it: `$$` is a literal `$`; a lone `$NAME` or
+    `${NAME}` would be an environment variable (the templates must not contain one)."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        assert not re.match(r"\$(\{[A-Za-z_]|[A-Za-z_])", value[i:]), \
+            f"unescaped $ (an environment variable for Grafana) in {value!r}"
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
 def test_traces_to_logs_and_logs_to_traces_cross_reference(rendered, app_log):
     ds = datasources(rendered)
     t2l = ds["jaeger"]["jsonData"]["tracesToLogsV2"]
     assert t2l["datasourceUid"] in ds and ds[t2l["datasourceUid"]]["type"] == "loki"
-    assert t2l["filterByTraceID"] is True
-    # The span's service.name maps to the label Promtail sets on every stream.
-    mapped = {t["key"]: t["value"] for t in t2l["tags"]}
-    cfg = next(iter(promtail_configs(rendered).values()))
-    assert mapped["service.name"] in cfg["scrape_configs"][0]["static_configs"][0]["labels"]
+    # A custom query: Jaeger spans have no service.name tag to map (test_trace_to_logs.py shows
+    # that on a real span), so a tag mapping built no query at all.
+    assert t2l["customQuery"] is True and not t2l.get("tags")
+    query = provisioned(t2l["query"])
+    assert "${__span.traceId}" in query
+    selector = dict(re.findall(r'(\w+)="([^"]*)"', re.match(r"\s*\{([^}]*)\}", query)[1]))
+    assert selector, query
+    for host, cfg in promtail_configs(rendered).items():
+        for job in cfg["scrape_configs"]:
+            labels = job["static_configs"][0]["labels"]
+            assert selector.items() <= labels.items(), f"{host} {job['job_name']}: {labels} lack {selector}"
+    # The line filter finds the lines of a real trace, and only those.
+    (needle,) = re.findall(r'\|=\s*"([^"]*)"', query)
+    needle = needle.replace("${__span.traceId}", app_log["trace_id"])
+    lines = app_log["text"].splitlines()
+    assert [l for l in lines if needle in l] == [l for l in lines if app_log["trace_id"] in l] != []
+    for shift in ("spanStartTimeShift", "spanEndTimeShift"):
+        assert re.fullmatch(r"-?\d+(ms|s|m|h)", t2l[shift])
     (field,) = ds["loki"]["jsonData"]["derivedFields"]
-    assert field["matcherRegex"] == r"trace_id=(\w+)"
     assert field["datasourceUid"] in ds and ds[field["datasourceUid"]]["type"] == "jaeger"
-    assert field["url"] == "$${__value.raw}"  # a literal ${__value.raw} after provisioning
+    assert provisioned(field["url"]) == "${__value.raw}"
     # The derived field finds the trace id in a real log line.
-    line = next(l for l in app_log["text"].splitlines() if app_log["trace_id"] in l)
+    line = next(l for l in lines if app_log["trace_id"] in l)
     assert re.search(field["matcherRegex"], line)[1] == app_log["trace_id"]
+
+
+def test_derived_field_links_only_real_trace_ids(rendered, app_log):
+    """trace_id=0 (a line outside any span) is no trace: the derived field must not link it."""
+    (field,) = datasources(rendered)["loki"]["jsonData"]["derivedFields"]
+    regex = re.compile(field["matcherRegex"])
+    untraced = [l for l in app_log["text"].splitlines() if "trace_id=0 " in l]
+    assert untraced, "no line outside a span in the app's log"
+    for line in untraced:
+        assert not regex.search(line), f"the derived field links {line!r}"
+    for bad in ("trace_id=abc", "trace_id=" + "a" * 31, "trace_id=" + "a" * 33, "trace_id=" + "g" * 32):
+        assert not regex.search(bad + " span_id=0"), bad
+    assert regex.search("trace_id=" + "0af7" * 8 + " span_id=1")[1] == "0af7" * 8
+
+
+def test_prometheus_datasource_is_deleted_when_spm_is_off(tmp_path):
+    """Provisioning only adds and updates: a datasource dropped from the file stays in Grafana's
+    database unless the file lists it under deleteDatasources."""
+    render("grafana", tmp_path, spm_enabled=False)
+    _, f = one(tmp_path, "etc/grafana/provisioning/datasources/datasources.yaml")
+    cfg = load_yaml(f)
+    assert "prometheus" not in {d["uid"] for d in cfg["datasources"]}
+    assert {"name": "Prometheus", "orgId": 1} in cfg.get("deleteDatasources", [])
+
+
+def test_prometheus_datasource_is_not_deleted_when_spm_is_on(rendered):
+    _, f = one(rendered, "etc/grafana/provisioning/datasources/datasources.yaml")
+    cfg = load_yaml(f)
+    names = {d["name"] for d in cfg["datasources"]}
+    assert "Prometheus" in names
+    assert not names & {d["name"] for d in cfg.get("deleteDatasources") or []}
 
 
 def test_datasource_urls_follow_the_inventory(rendered):
@@ -509,9 +570,9 @@ def test_alloy_config_is_well_formed_and_ships_what_promtail_ships(rendered):
             ident = re.sub(r"[^A-Za-z0-9_]", "_", job["job_name"])
             for block in ("local.file_match", "loki.source.file", "loki.process"):
                 assert (block, ident) in blocks, f"{host}: no {block} {ident!r}"
+            targets = blocks[("local.file_match", ident)]
             for key in ("__path__", "host", "service_name", "job"):
-                i = strings.index(key)
-                assert strings[i + 1] == labels[key], f"{host}: {key}"
+                assert targets[key] == ("str", labels[key]), f"{host} {ident}: {key}"
             multiline = stage(job["pipeline_stages"], "multiline")
             assert multiline["firstline"] in strings
             assert stage(job["pipeline_stages"], "regex")["expression"] in strings
