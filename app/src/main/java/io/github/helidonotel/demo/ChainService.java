@@ -4,8 +4,6 @@ import java.net.URI;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-import io.helidon.common.context.Context;
-import io.helidon.common.context.Contexts;
 import io.helidon.webclient.api.HttpClientResponse;
 import io.helidon.webclient.api.WebClient;
 import io.helidon.webserver.http.HttpRules;
@@ -13,6 +11,7 @@ import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
 import io.helidon.webserver.http.ServerResponse;
 
+import io.opentelemetry.context.Context;
 import io.opentelemetry.context.propagation.TextMapPropagator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -20,8 +19,8 @@ import org.slf4j.LoggerFactory;
 /**
  * {@code /chain}: calls this instance's {@code /}, then the first target's {@code /io_task}, then
  * the second target's {@code /cpu_task}, in sequence, so one request produces a trace across
- * three services. The WebClient's tracing service creates a CLIENT span per call and injects
- * {@code traceparent}; nothing here propagates by hand.
+ * three services. The WebClient's tracing service ({@link ClientTracing}) creates a CLIENT span
+ * per call and injects {@code traceparent}; nothing here propagates by hand.
  */
 final class ChainService implements HttpService {
     private static final Logger LOGGER = LoggerFactory.getLogger(ChainService.class);
@@ -44,11 +43,12 @@ final class ChainService implements HttpService {
     }
 
     private void chain(ServerRequest req, ServerResponse res) {
-        // The original logged the headers it injected. These carry this server span as the
-        // parent; each WebClient call injects the same trace id with its own CLIENT span's id.
+        // The original logged the headers it injected, with logging.critical (ERROR here: SLF4J
+        // has nothing above it). These carry this server span as the parent; each WebClient call
+        // injects the same trace id with its own CLIENT span's id.
         Map<String, String> headers = new LinkedHashMap<>();
-        propagator.inject(io.opentelemetry.context.Context.current(), headers, Map::put);
-        LOGGER.info("Chain Start, propagating {}", headers);
+        propagator.inject(Context.current(), headers, Map::put);
+        LOGGER.error("Chain Start, propagating {}", headers);
 
         // EXPOSE_PORT, read back from the connection so that an ephemeral port (0) works too
         call(URI.create("http://localhost:" + req.localPeer().port() + "/"));
@@ -59,17 +59,10 @@ final class ChainService implements HttpService {
         res.send(DemoService.pathBody("/chain"));
     }
 
-    /**
-     * One GET in a child of the request's context. Helidon's client tracing registers each CLIENT
-     * span in the context the call runs in; sharing the request's context would make the second
-     * call a child of the first call's span instead of a sibling under this request's span.
-     */
+    /** One GET; its CLIENT span ({@link ClientTracing}) is a child of this request's span. */
     private void call(URI uri) {
-        Context callContext = Context.create(Contexts.context().orElseGet(Contexts::globalContext));
-        Contexts.runInContext(callContext, () -> {
-            try (HttpClientResponse response = client.get().uri(uri).request()) {
-                LOGGER.debug("{} answered {}", uri, response.status().code());
-            }
-        });
+        try (HttpClientResponse response = client.get().uri(uri).request()) {
+            LOGGER.debug("{} answered {}", uri, response.status().code());
+        }
     }
 }

@@ -18,8 +18,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The endpoints of the original demo app, with its responses and log lines. {@code /chain} lives
- * in {@link ChainService} because it is the one endpoint that calls other services.
+ * The endpoints of the original demo app, with its responses and log lines. The original logged
+ * every endpoint's message with {@code logging.error}, so they are all ERROR here too (the level
+ * is part of what its log pipeline saw, not a judgement on the event). {@code /chain} lives in
+ * {@link ChainService} because it is the one endpoint that calls other services.
  */
 final class DemoService implements HttpService {
     private static final Logger LOGGER = LoggerFactory.getLogger(DemoService.class);
@@ -67,7 +69,7 @@ final class DemoService implements HttpService {
                     .build());
             return;
         }
-        LOGGER.info("items");
+        LOGGER.error("items");
         var body = JSON.createObjectBuilder().add("item_id", itemId);
         req.query().first("q").ifPresentOrElse(q -> body.add("q", q), () -> body.addNull("q"));
         res.send(body.build());
@@ -75,7 +77,7 @@ final class DemoService implements HttpService {
 
     private void ioTask(ServerRequest req, ServerResponse res) throws InterruptedException {
         Thread.sleep(1000);  // a virtual thread: sleeping blocks no carrier thread
-        LOGGER.info("io task");
+        LOGGER.error("io task");
         sendJsonString(res, "IO bound task finish!");
     }
 
@@ -84,28 +86,29 @@ final class DemoService implements HttpService {
         for (long i = 0; i < 1000; i++) {
             sum += i * i * i;
         }
-        LOGGER.info("cpu task");
+        LOGGER.error("cpu task");
         LOGGER.debug("cpu task result {}", sum);
         sendJsonString(res, "CPU bound task finish!");
     }
 
     private void randomStatus(ServerRequest req, ServerResponse res) {
         Status status = RANDOM_STATUSES.get(ThreadLocalRandom.current().nextInt(RANDOM_STATUSES.size()));
-        LOGGER.info("random status");
+        LOGGER.error("random status");
         res.status(status).send(pathBody("/random_status"));
     }
 
     private void randomSleep(ServerRequest req, ServerResponse res) throws InterruptedException {
         Thread.sleep(ThreadLocalRandom.current().nextInt(MAX_RANDOM_SLEEP_SECONDS + 1) * 1000L);
-        LOGGER.info("random sleep");
+        LOGGER.error("random sleep");
         res.send(pathBody("/random_sleep"));
     }
 
     private void errorTest(ServerRequest req, ServerResponse res) {
         LOGGER.error("got error!!!!");
         IllegalStateException error = new IllegalStateException("value error");
-        // Helidon turns the exception into a 500 before its tracing filter sees it (the filter
-        // then marks the span ERROR by status alone), so record the exception event here.
+        // Helidon's error handling turns the exception into a 500 inside the filter chain, so
+        // ServerTracing sees only the status (and marks the span ERROR by it): record the
+        // exception event here, while the span is current.
         Span.current().recordException(error);
         throw error;
     }

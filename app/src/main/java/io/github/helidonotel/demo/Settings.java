@@ -3,9 +3,16 @@ package io.github.helidonotel.demo;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
+import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.samplers.Sampler;
 
 /**
@@ -19,6 +26,8 @@ import io.opentelemetry.sdk.trace.samplers.Sampler;
  * @param targetOne       first remote callee of {@code /chain}
  * @param targetTwo       second remote callee of {@code /chain}
  * @param serviceName     {@code service.name} of spans and log lines
+ * @param resourceAttributes attributes the user adds to the resource of spans
+ *                        ({@code OTEL_RESOURCE_ATTRIBUTES}; see {@link ResourceAttributes})
  * @param logFile         file that log lines also go to, if set
  * @param exportDelay     longest time a finished span waits in the batch before export
  *                        ({@code OTEL_BSP_SCHEDULE_DELAY} in milliseconds, the SDK's standard name)
@@ -33,6 +42,7 @@ public record Settings(ExportMode mode,
                        HostAndPort targetOne,
                        HostAndPort targetTwo,
                        String serviceName,
+                       Resource resourceAttributes,
                        Optional<String> logFile,
                        Duration exportDelay,
                        int exportQueueSize,
@@ -52,8 +62,22 @@ public record Settings(ExportMode mode,
     /** The SDK's default. */
     static final int DEFAULT_EXPORT_BATCH_SIZE = 512;
 
+    /**
+     * Every {@code OTEL_*} variable this service reads. The specification has many more, which an
+     * SDK configured by its autoconfigure module would read; this one is built in code, so any
+     * other is refused rather than silently ignored.
+     */
+    static final Set<String> OTEL_VARIABLES = Stream.concat(
+            Stream.of("OTEL_SERVICE_NAME", ResourceAttributes.VARIABLE,
+                      "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                      TraceSampler.SAMPLER_VARIABLE, TraceSampler.RATIO_VARIABLE),
+            Arrays.stream(ExportMode.values()).flatMap(mode -> mode.endpointVariable().stream())
+                    .filter(variable -> variable.startsWith("OTEL_")))
+            .collect(Collectors.toCollection(TreeSet::new));
+
     /** Reads and validates the settings from {@code env}; throws {@link SettingsException}. */
     public static Settings fromEnvironment(Map<String, String> env) {
+        refuseUnsupportedOtelVariables(env);
         String modeValue = env.getOrDefault("MODE", ExportMode.OTEL_COLLECTOR_GRPC.value());
         ExportMode mode = ExportMode.fromValue(modeValue)
                 .orElseThrow(() -> new SettingsException("MODE", modeValue, "one of " + ExportMode.acceptedValues()));
@@ -64,18 +88,40 @@ public record Settings(ExportMode mode,
         });
 
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1);
+        String serviceName = nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app"));
         return new Settings(mode,
                             endpoint,
                             port("EXPOSE_PORT", env.getOrDefault("EXPOSE_PORT", "8000")),
                             HostAndPort.parse("TARGET_ONE_HOST", env.getOrDefault("TARGET_ONE_HOST", "app-b")),
                             HostAndPort.parse("TARGET_TWO_HOST", env.getOrDefault("TARGET_TWO_HOST", "app-c")),
-                            nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app")),
+                            serviceName,
+                            ResourceAttributes.fromEnvironment(env, serviceName),
                             logFile(env.get("LOG_FILE")),
                             Duration.ofMillis(number(env, "OTEL_BSP_SCHEDULE_DELAY",
                                                      DEFAULT_EXPORT_DELAY.toMillis(), 0)),
                             exportQueueSize,
                             exportBatchSize(env, exportQueueSize),
                             TraceSampler.fromEnvironment(env));
+    }
+
+    /**
+     * Stops at an {@code OTEL_*} variable this service does not read (e.g. one set through the
+     * app role's {@code app_extra_env} in the belief that the SDK reads it). Names only: values
+     * such as {@code OTEL_EXPORTER_OTLP_HEADERS} may hold credentials. An empty one counts as
+     * unset, as the specification has it.
+     */
+    private static void refuseUnsupportedOtelVariables(Map<String, String> env) {
+        List<String> unsupported = env.entrySet().stream()
+                .filter(variable -> variable.getKey().startsWith("OTEL_") && !variable.getValue().isEmpty()
+                        && !OTEL_VARIABLES.contains(variable.getKey()))
+                .map(Map.Entry::getKey)
+                .sorted()
+                .toList();
+        if (!unsupported.isEmpty()) {
+            throw new SettingsException("unsupported " + String.join(", ", unsupported)
+                    + ": this service reads only the OpenTelemetry variables " + String.join(", ", OTEL_VARIABLES)
+                    + " (MODE and its endpoint variable choose the exporter)");
+        }
     }
 
     /** At most the queue size: the SDK would cut a larger one down to it with only a warning. */

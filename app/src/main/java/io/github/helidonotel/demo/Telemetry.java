@@ -3,13 +3,9 @@ package io.github.helidonotel.demo;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.time.Duration;
-import java.util.Map;
 import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-
-import io.helidon.tracing.Tracer;
-import io.helidon.tracing.providers.opentelemetry.HelidonOpenTelemetry;
 
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.baggage.propagation.W3CBaggagePropagator;
@@ -33,7 +29,7 @@ import org.slf4j.LoggerFactory;
 /**
  * The OpenTelemetry SDK of one service instance, assembled in code in one place: resource, OTLP
  * exporter chosen by {@link ExportMode}, batch span processor, W3C trace context and baggage
- * propagation. Application code only sees the API; Helidon gets the SDK wrapped as its tracer.
+ * propagation. Application code only sees the API; server and client tracing get the SDK.
  */
 public final class Telemetry implements AutoCloseable {
     private static final Logger LOGGER = LoggerFactory.getLogger(Telemetry.class);
@@ -45,19 +41,16 @@ public final class Telemetry implements AutoCloseable {
 
     private final OpenTelemetry openTelemetry;
     private final OpenTelemetrySdk sdk;
-    private final Optional<Tracer> tracer;
 
-    /** {@code sdk} is null with {@link ExportMode#NONE}; Helidon gets a tracer only over an SDK. */
+    /** {@code sdk} is null with {@link ExportMode#NONE}. */
     private Telemetry(OpenTelemetry openTelemetry, OpenTelemetrySdk sdk) {
         this.openTelemetry = openTelemetry;
         this.sdk = sdk;
-        this.tracer = Optional.ofNullable(sdk).map(
-                it -> HelidonOpenTelemetry.create(it, it.getTracer(Telemetry.class.getPackageName()), Map.of()));
     }
 
     /**
-     * Builds the SDK for {@code settings}. With {@link ExportMode#NONE} there is no SDK and no
-     * tracer for Helidon: the no-op API stands in for the application's own calls, so that a
+     * Builds the SDK for {@code settings}. With {@link ExportMode#NONE} there is no SDK: the no-op
+     * API stands in for the application's own calls, and {@link #tracing()} is empty, so that a
      * baseline pays for no part of tracing.
      */
     public static Telemetry create(Settings settings, String serviceVersion) {
@@ -65,7 +58,7 @@ public final class Telemetry implements AutoCloseable {
             return new Telemetry(OpenTelemetry.noop(), null);
         }
         SdkTracerProvider tracerProvider = SdkTracerProvider.builder()
-                .setResource(resource(settings.serviceName(), serviceVersion))
+                .setResource(resource(settings, serviceVersion))
                 .setSampler(settings.sampler())
                 .addSpanProcessor(BatchSpanProcessor.builder(exporter(settings))
                                           .setScheduleDelay(settings.exportDelay())
@@ -82,14 +75,14 @@ public final class Telemetry implements AutoCloseable {
     }
 
     /**
-     * The tracer Helidon's server observer and client service create spans with; empty with
-     * {@link ExportMode#NONE}. (Helidon's observer given a tracer over the no-op API still builds,
-     * activates and ends its span objects and works out the requested URI for every request:
-     * leaving it out made MODE=none serve about a third more requests to {@code /} in the
-     * benchmark, so a baseline must not include it.)
+     * The SDK that server and client tracing create spans with; empty with {@link ExportMode#NONE},
+     * where no tracing is installed at all. (Tracing over the no-op API still costs: Helidon's
+     * observer, given a no-op tracer, built, activated and ended its span objects for every
+     * request, and leaving it out made MODE=none serve about a third more requests to {@code /}
+     * in the benchmark, so a baseline must not include any of it.)
      */
-    public Optional<Tracer> helidonTracer() {
-        return tracer;
+    public Optional<OpenTelemetry> tracing() {
+        return Optional.ofNullable(sdk);
     }
 
     /** The OpenTelemetry API of this instance (propagators included). */
@@ -129,12 +122,19 @@ public final class Telemetry implements AutoCloseable {
         };
     }
 
-    private static Resource resource(String serviceName, String serviceVersion) {
-        return Resource.getDefault().merge(Resource.create(Attributes.of(
-                ServiceAttributes.SERVICE_NAME, serviceName,
-                ServiceAttributes.SERVICE_VERSION, serviceVersion,
-                HOST_NAME, hostName(),
-                ServiceAttributes.SERVICE_INSTANCE_ID, UUID.randomUUID().toString())));
+    /**
+     * The SDK's defaults, then what the service knows of itself, then the user's
+     * {@code OTEL_RESOURCE_ATTRIBUTES}: a later one wins, as with the autoconfigured SDK, where the
+     * environment's attributes override those of resource detectors.
+     */
+    private static Resource resource(Settings settings, String serviceVersion) {
+        return Resource.getDefault()
+                .merge(Resource.create(Attributes.of(
+                        ServiceAttributes.SERVICE_NAME, settings.serviceName(),
+                        ServiceAttributes.SERVICE_VERSION, serviceVersion,
+                        HOST_NAME, hostName(),
+                        ServiceAttributes.SERVICE_INSTANCE_ID, UUID.randomUUID().toString())))
+                .merge(settings.resourceAttributes());
     }
 
     private static String hostName() {

@@ -1,23 +1,22 @@
 package io.github.helidonotel.demo;
 
-import io.helidon.http.Method;
 import io.helidon.webserver.http.Handler;
 import io.helidon.webserver.http.HttpRules;
 
-import io.opentelemetry.api.trace.Span;
-import io.opentelemetry.semconv.HttpAttributes;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRoute;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRouteSource;
 
 /**
  * Registers GET routes whose server span is named after the route, {@code GET /items/{item_id}},
  * with the route in {@code http.route}, as OpenTelemetry's HTTP conventions and the original's
- * FastAPI instrumentation have it.
+ * FastAPI instrumentation have it (not the raw path, which would make every item id its own
+ * operation in Jaeger and its own series in the span metrics).
  *
- * <p>Helidon 4.1's tracing observer cannot do this itself: the only request data its span-name
- * template offers is the raw path, which would make every item id its own operation in Jaeger and
- * its own series in the span metrics; and it fills that template with {@code String.format} on
- * every request, which took about 3.5 % of a request's CPU time in a profile of {@code /}. Its
- * span (Helidon's constant name "HTTP Request", kept by requests that match no route) is the
- * current span while a handler runs, so the handler renames it.
+ * <p>{@link ServerTracing} starts the span in a filter, before Helidon has matched a route, so the
+ * span is named by method alone ({@code GET}, kept by requests that match no route) until the
+ * handler of a route tells instrumentation-api its route. Without tracing (MODE=none) the context
+ * holds no server span and the update does nothing.
  */
 final class TracedRoutes {
     private final HttpRules rules;
@@ -31,9 +30,8 @@ final class TracedRoutes {
     }
 
     TracedRoutes get(String route, Handler handler) {
-        String spanName = Method.GET.text() + " " + route;
         rules.get(route, (req, res) -> {
-            Span.current().updateName(spanName).setAttribute(HttpAttributes.HTTP_ROUTE, route);
+            HttpServerRoute.update(Context.current(), HttpServerRouteSource.SERVER, route);
             handler.handle(req, res);
         });
         return this;

@@ -2,6 +2,10 @@ package io.github.helidonotel.demo;
 
 import java.util.List;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import io.helidon.http.Status;
 import io.helidon.webclient.api.ClientResponseTyped;
 import io.helidon.webclient.http1.Http1Client;
@@ -11,9 +15,12 @@ import io.helidon.webserver.testing.junit5.SetUpRoute;
 
 import org.junit.jupiter.api.RepeatedTest;
 import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
 
 import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.contains;
 import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.everyItem;
 import static org.hamcrest.Matchers.is;
 
 /** The original app's endpoints, responses and status codes, on a real server (Helidon's @ServerTest). */
@@ -78,6 +85,27 @@ class EndpointsTest {
     @Test
     void errorTestIs500() {
         assertThat(get("/error_test").status(), is(Status.INTERNAL_SERVER_ERROR_500));
+    }
+
+    /** The original logged each endpoint's message with logging.error. */
+    @Test
+    void everyEndpointLogsItsMessageAtErrorAsTheOriginal() {
+        Logger logger = (Logger) LoggerFactory.getLogger(DemoService.class);
+        ListAppender<ILoggingEvent> events = new ListAppender<>();
+        events.start();
+        logger.addAppender(events);
+        try {
+            for (String path : List.of("/", "/items/1", "/io_task", "/cpu_task", "/random_status", "/random_sleep",
+                                       "/error_test")) {
+                get(path);
+            }
+        } finally {
+            logger.detachAppender(events);
+        }
+        assertThat(events.list.stream().map(ILoggingEvent::getFormattedMessage).toList(),
+                   contains("Hello World", "items", "io task", "cpu task", "random status", "random sleep",
+                            "got error!!!!"));
+        assertThat(events.list.stream().map(ILoggingEvent::getLevel).toList(), everyItem(is(Level.ERROR)));
     }
 
     private ClientResponseTyped<String> get(String path) {

@@ -27,6 +27,10 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.allOf;
+import static org.hamcrest.Matchers.contains;
+import static org.hamcrest.Matchers.containsInAnyOrder;
+import static org.hamcrest.Matchers.empty;
+import static org.hamcrest.Matchers.everyItem;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.greaterThanOrEqualTo;
 import static org.hamcrest.Matchers.hasSize;
@@ -43,9 +47,12 @@ class PackagedJarIT {
     private static final Duration WAIT = Duration.ofSeconds(30);
     /** Longer than the exporter's retries of one batch (5 attempts, 1 s backoff growing 1.5x, at most 5 s). */
     private static final Duration EXPORT_GIVE_UP = Duration.ofSeconds(30);
-    /** trace_id/span_id/service of a log line in the original's format. */
+    /** level/trace_id/span_id/service/message of a log line in the original's format. */
     private static final Pattern LOG_CONTEXT = Pattern.compile(
-            "\\[trace_id=(\\w+) span_id=(\\w+) resource.service.name=([\\w-]+) trace_sampled=(True|False)] - (.*)");
+            " (\\w+) \\[[^]]+] \\[[^]]+] "
+            + "\\[trace_id=(\\w+) span_id=(\\w+) resource.service.name=([\\w-]+) trace_sampled=(True|False)] - (.*)");
+    /** The request line and status of an access line (Helidon's access log, "%h %r %s %b %D"). */
+    private static final Pattern ACCESS_LINE = Pattern.compile("\\S+ \"(GET \\S+) HTTP/1.1\" (\\d{3}) \\d+ \\d+");
 
     private final List<Process> processes = new ArrayList<>();
 
@@ -68,6 +75,20 @@ class PackagedJarIT {
         String output = Files.readString(logs.resolve("bad-mode.out"));
         assertThat(output, containsString("invalid MODE='jaeger-thrift': expected one of otel-collector-grpc, "
                                                   + "otel-collector-http, jaeger-grpc, jaeger-http, none"));
+    }
+
+    @Test
+    void anOtelVariableTheServiceDoesNotReadStopsItWithStatus2() throws Exception {
+        Path output = logs.resolve("unsupported-otel.out");
+        Process process = startJar(Map.of("MODE", "none", "EXPOSE_PORT", "0",
+                                          "OTEL_EXPORTER_OTLP_HEADERS", "authorization=secret"), output);
+        assertThat("exits by itself", process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
+        assertThat(process.exitValue(), is(2));
+        List<String> printed = Files.readAllLines(output);
+        assertThat(printed, hasSize(1));
+        assertThat(printed.getFirst(), containsString("configuration error: unsupported OTEL_EXPORTER_OTLP_HEADERS: "
+                                                              + "this service reads only the OpenTelemetry variables "));
+        assertThat(printed.getFirst(), not(containsString("secret")));
     }
 
     @Test
@@ -103,13 +124,46 @@ class PackagedJarIT {
             Map<String, String> serverSpan = Map.of("app-a", "GET /chain", "app-b", "GET /io_task", "app-c", "GET /cpu_task");
             for (var service : handlerLine.keySet()) {
                 Matcher line = logLine(logs.resolve(service + ".log"), handlerLine.get(service), traceId);
-                ReceivedSpan span = receiver.spansOfTrace(traceId).stream()
-                        .filter(s -> s.serviceName().equals(service) && s.name().equals(serverSpan.get(service)))
-                        .findFirst().orElseThrow();
-                assertThat(service + " span_id", line.group(2), is(span.spanId()));
-                assertThat(line.group(3), is(service));
-                assertThat(line.group(4), is("True"));
+                ReceivedSpan span = serverSpan(receiver, traceId, service, serverSpan.get(service));
+                assertThat(service + " span_id", line.group(3), is(span.spanId()));
+                assertThat(line.group(4), is(service));
+                assertThat(line.group(5), is("True"));
             }
+            // at the original's levels: logging.error for endpoints, logging.critical for the headers
+            assertThat(logLine(logs.resolve("app-a.log"), "Hello World", traceId).group(1), is("ERROR"));
+            assertThat(logLine(logs.resolve("app-b.log"), "io task", traceId).group(1), is("ERROR"));
+            assertThat(logLine(logs.resolve("app-c.log"), "cpu task", traceId).group(1), is("ERROR"));
+            assertThat(logLines(logs.resolve("app-a.log"), traceId).stream()
+                               .filter(line -> line.group(6).startsWith("Chain Start, propagating {traceparent=00-"
+                                                                              + traceId))
+                               .map(line -> line.group(1)).toList(), contains("ERROR"));
+
+            // One access line per request, with the ids of the request's server span.
+            Map<String, List<String>> requestsOf = Map.of("app-a", List.of("GET /chain", "GET /"),
+                                                          "app-b", List.of("GET /io_task"),
+                                                          "app-c", List.of("GET /cpu_task"));
+            for (var service : requestsOf.keySet()) {
+                List<Matcher> accessLines = logLines(logs.resolve(service + ".log"), traceId).stream()
+                        .filter(line -> ACCESS_LINE.matcher(line.group(6)).matches())
+                        .toList();
+                assertThat(service + " access lines", accessLines, hasSize(requestsOf.get(service).size()));
+                for (Matcher line : accessLines) {
+                    Matcher access = ACCESS_LINE.matcher(line.group(6));
+                    assertThat(access.matches(), is(true));
+                    assertThat(access.group(2), is("200"));
+                    assertThat(line.group(1), is("INFO"));
+                    assertThat(service + " access line of " + access.group(1), line.group(3),
+                               is(serverSpan(receiver, traceId, service, access.group(1)).spanId()));
+                }
+                assertThat(accessLines.stream().map(line -> requestOf(line.group(6))).toList(),
+                           containsInAnyOrder(requestsOf.get(service).toArray()));
+            }
+            // Health checks (awaitHealthy) are logged too, outside any trace.
+            List<String> healthLines = Files.readAllLines(logs.resolve("app-b.log")).stream()
+                    .filter(line -> line.contains("\"GET /observe/health HTTP/1.1\" 204"))
+                    .toList();
+            assertThat(healthLines, not(empty()));
+            assertThat(healthLines, everyItem(containsString("[trace_id=0 span_id=0 ")));
             String startupLine = Files.readAllLines(logs.resolve("app-a.log")).getFirst();
             assertThat("outside a span", startupLine, containsString("[trace_id=0 span_id=0 resource.service.name=app-a"));
         }
@@ -321,12 +375,35 @@ class PackagedJarIT {
 
     /** The log line with {@code message} in trace {@code traceId}, parsed. */
     private static Matcher logLine(Path file, String message, String traceId) throws IOException {
+        return logLines(file, traceId).stream()
+                .filter(line -> line.group(6).equals(message))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no line '" + message + "' of trace " + traceId + " in " + file));
+    }
+
+    /** The log lines of trace {@code traceId}, parsed. */
+    private static List<Matcher> logLines(Path file, String traceId) throws IOException {
+        List<Matcher> lines = new ArrayList<>();
         for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
             Matcher matcher = LOG_CONTEXT.matcher(line);
-            if (matcher.find() && matcher.group(5).equals(message) && matcher.group(1).equals(traceId)) {
-                return matcher;
+            if (matcher.find() && matcher.group(2).equals(traceId)) {
+                lines.add(matcher);
             }
         }
-        throw new AssertionError("no line '" + message + "' of trace " + traceId + " in " + file);
+        return lines;
+    }
+
+    private static String requestOf(String accessLine) {
+        Matcher access = ACCESS_LINE.matcher(accessLine);
+        assertThat(accessLine, access.matches(), is(true));
+        return access.group(1);
+    }
+
+    private static ReceivedSpan serverSpan(OtlpReceiver receiver, String traceId, String service, String name) {
+        List<ReceivedSpan> spans = receiver.spansOfTrace(traceId).stream()
+                .filter(span -> span.isServer() && span.serviceName().equals(service) && span.name().equals(name))
+                .toList();
+        assertThat(service + " server spans " + name, spans, hasSize(1));
+        return spans.getFirst();
     }
 }

@@ -13,6 +13,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.not;
 import static org.hamcrest.Matchers.startsWith;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -136,6 +137,50 @@ class SettingsTest {
         SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
                 Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", "http://127.0.0.1:99999/v1/traces")));
         assertThat(error.getMessage(), containsString("invalid OTEL_HTTP_ENDPOINT='http://127.0.0.1:99999/v1/traces'"));
+    }
+
+    @Test
+    void resourceAttributesAreReadAsTheSpecificationSays() {
+        var attributes = Settings.fromEnvironment(Map.of(
+                "OTEL_SERVICE_NAME", "app-a",
+                "OTEL_RESOURCE_ATTRIBUTES", " team = a%2Cb%20c%C3%A9 ,deployment.environment.name=lab,service.name=x,k=1+1"))
+                .resourceAttributes().getAttributes().asMap();
+        assertThat(attributes.size(), is(4));
+        assertThat(attributes.get(io.opentelemetry.api.common.AttributeKey.stringKey("team")), is("a,b cé"));
+        assertThat("'+' is not a space", attributes.get(io.opentelemetry.api.common.AttributeKey.stringKey("k")),
+                   is("1+1"));
+        assertThat("OTEL_SERVICE_NAME wins",
+                   attributes.get(io.opentelemetry.semconv.ServiceAttributes.SERVICE_NAME), is("app-a"));
+    }
+
+    @Test
+    void serviceNameInResourceAttributesNeedsOtelServiceName() {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("OTEL_RESOURCE_ATTRIBUTES", "service.name=app-a")));
+        assertThat(error.getMessage(), containsString("invalid OTEL_RESOURCE_ATTRIBUTES='service.name=app-a'"));
+        assertThat(error.getMessage(), containsString("OTEL_SERVICE_NAME rather than service.name"));
+    }
+
+    @Test
+    void resourceAttributesWithoutValueAreRejected() {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("OTEL_RESOURCE_ATTRIBUTES", "team=a,lab")));
+        assertThat(error.getMessage(), is("invalid OTEL_RESOURCE_ATTRIBUTES='team=a,lab': expected comma-separated "
+                                          + "key=value pairs with percent-encoded values, "
+                                          + "e.g. deployment.environment.name=lab,team=observability"));
+    }
+
+    @Test
+    void otelVariablesThisServiceDoesNotReadAreRefusedByNameOnly() {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("OTEL_PROPAGATORS", "b3", "OTEL_EXPORTER_OTLP_HEADERS", "authorization=secret",
+                       "OTEL_SERVICE_NAME", "app-a", "OTEL_TRACES_EXPORTER", "")));
+        assertThat(error.getMessage(), is(
+                "unsupported OTEL_EXPORTER_OTLP_HEADERS, OTEL_PROPAGATORS: this service reads only the OpenTelemetry "
+                + "variables OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY, "
+                + "OTEL_GRPC_ENDPOINT, OTEL_HTTP_ENDPOINT, OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME, "
+                + "OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG (MODE and its endpoint variable choose the exporter)"));
+        assertThat(error.getMessage(), not(containsString("secret")));
     }
 
     @Test

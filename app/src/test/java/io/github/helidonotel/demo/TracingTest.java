@@ -7,6 +7,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
 
+import io.helidon.webclient.api.WebClient;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -19,6 +20,8 @@ import static org.hamcrest.Matchers.hasKey;
 import static org.hamcrest.Matchers.hasSize;
 import static org.hamcrest.Matchers.is;
 import static org.hamcrest.Matchers.not;
+import static io.opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR;
+import static io.opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_UNSET;
 
 /**
  * Instances in this JVM export to real OTLP receivers on loopback, over the exporter each MODE
@@ -61,6 +64,26 @@ class TracingTest {
             assertThat(root.resource().get("service.version"), is("test"));
             assertThat(root.resource(), hasKey("host.name"));
             assertThat(root.resource().get("service.instance.id").matches("[0-9a-f-]{36}"), is(true));
+        }
+    }
+
+    @Test
+    void resourceAttributesOfTheEnvironmentArriveWithTheSpans() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC)) {
+            Map<String, String> env = new HashMap<>(exportingTo(receiver, ExportMode.OTEL_COLLECTOR_GRPC, "app-a"));
+            env.put("OTEL_RESOURCE_ATTRIBUTES",
+                    "deployment.environment.name=lab, team=a%2Cb%20c ,service.version=2.0,service.name=other");
+            try (DemoServer ignored = start(port, env)) {
+                assertThat(Instances.get(port, "/").statusCode(), is(200));
+            }
+            // close() has flushed
+            Map<String, String> resource = only(receiver.spans(), span -> span.name().equals("GET /")).resource();
+            assertThat(resource.get("deployment.environment.name"), is("lab"));
+            assertThat("percent-decoded", resource.get("team"), is("a,b c"));
+            assertThat("the user's attributes win over the service's own", resource.get("service.version"), is("2.0"));
+            assertThat("OTEL_SERVICE_NAME wins over service.name", resource.get("service.name"), is("app-a"));
+            assertThat(resource, hasKey("service.instance.id"));
         }
     }
 
@@ -120,26 +143,63 @@ class TracingTest {
         }
     }
 
+    /**
+     * OpenTelemetry's HTTP conventions: a 4xx is the client's error, so it leaves a SERVER span's
+     * status unset (only 5xx is ERROR there), while a CLIENT span that got one is ERROR.
+     */
     @Test
-    void errorsMarkTheServerSpanAndHealthChecksAreNotTraced() throws Exception {
+    void serverSpansAreErrorsFor5xxOnlyAndHealthChecksAreNotTraced() throws Exception {
         int port = Instances.freePort();
         try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP);
              DemoServer ignored = start(port, exportingTo(receiver, ExportMode.JAEGER_HTTP, "app-a"))) {
             assertThat(Instances.get(port, "/observe/health").statusCode() / 100, is(2));
             assertThat(Instances.get(port, "/error_test").statusCode(), is(500));
             assertThat(Instances.get(port, "/items/abc").statusCode(), is(422));
+            assertThat(Instances.get(port, "/no_such_route").statusCode(), is(404));
 
-            receiver.await(received -> received.stream().anyMatch(span -> span.name().equals("GET /items/{item_id}"))
-                    && received.stream().anyMatch(span -> span.name().equals("GET /error_test")), WAIT);
-            ReceivedSpan error = only(receiver.spans(), span -> span.name().equals("GET /error_test"));
-            assertThat(error.status(), is(io.opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR));
+            List<ReceivedSpan> spans = receiver.await(
+                    received -> received.stream().filter(ReceivedSpan::isServer).count() >= 3, WAIT);
+            ReceivedSpan error = only(spans, span -> span.name().equals("GET /error_test"));
+            assertThat(error.status(), is(STATUS_CODE_ERROR));
+            assertThat(error.attributes().get("error.type"), is("500"));
             assertThat(error.eventNames(), hasItem("exception"));
+            ReceivedSpan invalidItem = only(spans, span -> span.name().equals("GET /items/{item_id}"));
+            assertThat(invalidItem.attributes().get("http.response.status_code"), is("422"));
+            assertThat(invalidItem.status(), is(STATUS_CODE_UNSET));
+            ReceivedSpan noRoute = only(spans, span -> "/no_such_route".equals(span.attributes().get("url.path")));
+            assertThat("no route to name it after", noRoute.name(), is("GET"));
+            assertThat(noRoute.status(), is(STATUS_CODE_UNSET));
             // The health check came first and spans are exported in the order they end, so a
-            // span of it would be here by now. (Its name would be Helidon's default, "HTTP
-            // Request": only routes of TracedRoutes are renamed, so the URL is what tells.)
-            assertThat(receiver.spans().stream().map(span -> span.attributes().getOrDefault("http.url", "")).toList(),
-                       not(hasItem(org.hamcrest.Matchers.containsString("/observe"))));
-            assertThat(receiver.spans().stream().filter(ReceivedSpan::isServer).toList(), hasSize(2));
+            // span of it would be here by now.
+            assertThat(spans.stream().map(span -> span.attributes().get("url.path")).toList(),
+                       not(hasItem(org.hamcrest.Matchers.startsWith("/observe"))));
+            assertThat(spans.stream().filter(ReceivedSpan::isServer).toList(), hasSize(3));
+        }
+    }
+
+    @Test
+    void clientSpansAreErrorsFor4xxAnd5xx() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP)) {
+            Settings settings = Settings.fromEnvironment(exportingTo(receiver, ExportMode.OTEL_COLLECTOR_HTTP, "caller"));
+            try (DemoServer ignored = start(port, Map.of("MODE", "none"));
+                 Telemetry caller = Telemetry.create(settings, "test")) {
+                WebClient client = WebClient.builder()
+                        .servicesDiscoverServices(false)
+                        .baseUri("http://127.0.0.1:" + port)
+                        .addService(ClientTracing.create(caller.tracing().orElseThrow()))
+                        .build();
+                for (String path : List.of("/", "/items/abc", "/error_test")) {
+                    client.get(path).request().close();
+                }
+            }
+            // close() has flushed
+            Map<String, io.opentelemetry.proto.trace.v1.Status.StatusCode> statusOfAnswer = receiver.spans().stream()
+                    .filter(ReceivedSpan::isClient)
+                    .collect(Collectors.toMap(span -> span.attributes().get("http.response.status_code"),
+                                              ReceivedSpan::status));
+            assertThat(statusOfAnswer, is(Map.of("200", STATUS_CODE_UNSET, "422", STATUS_CODE_ERROR,
+                                                  "500", STATUS_CODE_ERROR)));
         }
     }
 

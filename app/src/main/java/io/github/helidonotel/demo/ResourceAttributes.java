@@ -1,0 +1,56 @@
+package io.github.helidonotel.demo;
+
+import java.util.Map;
+
+import io.opentelemetry.sdk.autoconfigure.ResourceConfiguration;
+import io.opentelemetry.sdk.autoconfigure.spi.ConfigProperties;
+import io.opentelemetry.sdk.autoconfigure.spi.ConfigurationException;
+import io.opentelemetry.sdk.autoconfigure.spi.internal.DefaultConfigProperties;
+import io.opentelemetry.sdk.resources.Resource;
+import io.opentelemetry.semconv.ServiceAttributes;
+
+/**
+ * The resource attributes a user adds with {@code OTEL_RESOURCE_ATTRIBUTES}, read as the
+ * specification says (comma-separated {@code key=value} pairs, values percent-decoded, the
+ * service name of {@code OTEL_SERVICE_NAME} over a {@code service.name} among them) by the SDK's
+ * autoconfigure module rather than by a parser of this service's own.
+ */
+final class ResourceAttributes {
+    static final String VARIABLE = "OTEL_RESOURCE_ATTRIBUTES";
+    private static final String ACCEPTED = "comma-separated key=value pairs with percent-encoded values, "
+            + "e.g. deployment.environment.name=lab,team=observability";
+    /** autoconfigure's property names for the two variables */
+    private static final String ATTRIBUTES_PROPERTY = "otel.resource.attributes";
+    private static final String SERVICE_NAME_PROPERTY = "otel.service.name";
+
+    private ResourceAttributes() {
+    }
+
+    /**
+     * The attributes of {@code OTEL_RESOURCE_ATTRIBUTES} in {@code env}, with {@code service.name}
+     * set to {@code serviceName}. A {@code service.name} in the variable is refused unless
+     * {@code OTEL_SERVICE_NAME} is set (and so wins over it): the log lines take their
+     * {@code resource.service.name} from {@code OTEL_SERVICE_NAME}, and would name another service
+     * than the spans.
+     */
+    static Resource fromEnvironment(Map<String, String> env, String serviceName) {
+        String value = env.getOrDefault(VARIABLE, "");
+        // The autoconfigure module reads the process's environment unless it is given the values;
+        // given them, each instance of a test JVM reads its own. DefaultConfigProperties is the
+        // module's own ConfigProperties (in an "internal" package, but the only implementation it
+        // offers over a map).
+        ConfigProperties config = DefaultConfigProperties.createFromMap(
+                Map.of(ATTRIBUTES_PROPERTY, value, SERVICE_NAME_PROPERTY, serviceName));
+        try {
+            boolean namesTheService = config.getMap(ATTRIBUTES_PROPERTY)
+                    .containsKey(ServiceAttributes.SERVICE_NAME.getKey());
+            if (namesTheService && !env.containsKey("OTEL_SERVICE_NAME")) {
+                throw new SettingsException(VARIABLE, value, ACCEPTED + ", and the service's name in "
+                        + "OTEL_SERVICE_NAME rather than service.name (the log lines take it from there)");
+            }
+            return ResourceConfiguration.createEnvironmentResource(config);
+        } catch (ConfigurationException e) {
+            throw new SettingsException(VARIABLE, value, ACCEPTED);
+        }
+    }
+}
