@@ -331,6 +331,47 @@ def test_trace_script_prints_the_jaeger_url_of_its_trace():
     check_trace(wait_for_trace(trace_id, time.monotonic())[0], trace_id)
 
 
+def send_traced(path):
+    """GET <path> on app-a with a fresh sampled traceparent; returns (trace_id, status, send time)."""
+    trace_id = secrets.token_hex(16)
+    sent = time.monotonic()
+    status, _ = http_get(app_url("app-a", path),
+                         headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
+    return trace_id, status, sent
+
+
+def server_span(trace_id, sent):
+    """app-a's SERVER span of a one-request trace, as jaeger-query returns it (bounded wait)."""
+    deadline = sent + VISIBLE_TIMEOUT
+    while True:
+        status, body = http_get(query_url(trace_id), timeout=10)
+        data = json.loads(body).get("data") if status == 200 else None
+        spans = [s for s in (data[0]["spans"] if data else []) if span_kind(s) == "server"]
+        if spans:
+            return spans[0]
+        assert time.monotonic() < deadline, f"trace {trace_id} not in jaeger-query after {VISIBLE_TIMEOUT}s"
+        time.sleep(1)
+
+
+def test_server_span_status_follows_http_conventions(capsys):
+    """OpenTelemetry's HTTP semantic conventions: a 4xx answer is the client's error, so the
+    SERVER span's status stays unset (Jaeger shows no error tag and counts no error in SPM); a
+    5xx is the server's, status ERROR. /items/<not a number> answers 422, /error_test 500."""
+    checked = {}
+    for path, expected_status, expect_error in (("/items/not-a-number", 422, False), ("/error_test", 500, True)):
+        trace_id, status, sent = send_traced(path)
+        assert status == expected_status, f"GET {path}: HTTP {status}, expected {expected_status}"
+        span = server_span(trace_id, sent)
+        tags = {t["key"]: t["value"] for t in span.get("tags", [])}
+        is_error = tags.get("error") is True or tags.get("otel.status_code") == "ERROR"
+        assert is_error == expect_error, (
+            f"SERVER span {span['operationName']} of a {status} answer: error={tags.get('error')}, "
+            f"otel.status_code={tags.get('otel.status_code')}, expected {'ERROR' if expect_error else 'unset'}")
+        checked[path] = (status, tags.get("otel.status_code", "unset"), trace_id)
+    with capsys.disabled():
+        print(f"\n[span status] {checked}")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     took = deploy(mode)
