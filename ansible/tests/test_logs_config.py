@@ -576,3 +576,135 @@ def test_alloy_config_is_well_formed_and_ships_what_promtail_ships(rendered):
             multiline = stage(job["pipeline_stages"], "multiline")
             assert multiline["firstline"] in strings
             assert stage(job["pipeline_stages"], "regex")["expression"] in strings
+
+
+# ---- timestamps, Alloy's check and first reads ------------------------------------------------
+
+GO_PARSE = """package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Reads layout, location, then one time per line; prints each as Unix milliseconds, the way the
+// timestamp stage of Promtail and Alloy parses a custom layout (time.ParseInLocation).
+func main() {
+	in := bufio.NewScanner(os.Stdin)
+	in.Scan()
+	layout := in.Text()
+	in.Scan()
+	loc, err := time.LoadLocation(in.Text())
+	if err != nil {
+		fmt.Println("location:", err)
+		os.Exit(2)
+	}
+	for in.Scan() {
+		t, err := time.ParseInLocation(layout, in.Text(), loc)
+		if err != nil {
+			fmt.Println("parse:", err)
+			os.Exit(3)
+		}
+		fmt.Println(t.UnixMilli())
+	}
+}
+"""
+
+
+def go_binary():
+    for candidate in (os.environ.get("GO"), "/usr/local/go/bin/go", "go"):
+        if candidate and subprocess.run(["sh", "-c", f'command -v "{candidate}"'],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def timestamp_stage(rendered):
+    cfg = next(iter(promtail_configs(rendered).values()))
+    return stage(cfg["scrape_configs"][0]["pipeline_stages"], "timestamp")
+
+
+def test_promtail_stamps_entries_with_the_time_of_their_line(rendered, app_log, tmp_path):
+    """Without a timestamp stage an entry gets the time it was read: a first start ships the
+    whole file stamped "now". The stage must read the regex's time group with an explicit Go
+    layout and timezone, and that layout must parse the app's real times as Go does."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ts = timestamp_stage(rendered)
+    firstline, expression = promtail_regexes(rendered)
+    assert ts["source"] in re.compile(expression).groupindex
+    assert ts["location"] and ZoneInfo(ts["location"])  # an IANA name Go can load as well
+    assert ts["format"] == "2006-01-02 15:04:05,000"
+    times = [re.match(expression, e)[ts["source"]] for e in entries(app_log["text"], firstline)][:50]
+    go = go_binary()
+    if go is None:
+        pytest.skip("no Go toolchain to parse the layout as Promtail does")
+    src = tmp_path / "parse.go"
+    src.write_text(GO_PARSE)
+    proc = subprocess.run([go, "run", str(src)], input="\n".join([ts["format"], ts["location"], *times]) + "\n",
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=dict(os.environ, GOFLAGS="-mod=mod", GO111MODULE="off", GOCACHE=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    zone = ZoneInfo(ts["location"])
+    expected = [int(datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=zone).timestamp() * 1000)
+                for t in times]
+    assert [int(x) for x in proc.stdout.split()] == expected
+
+
+def test_timestamp_location_is_a_variable(tmp_path):
+    render("promtail", tmp_path / "p", promtail_timestamp_location="Asia/Kolkata")
+    render("alloy", tmp_path / "a", alloy_timestamp_location="Asia/Kolkata")
+    for host, cfg in promtail_configs(tmp_path / "p").items():
+        for job in cfg["scrape_configs"]:
+            assert stage(job["pipeline_stages"], "timestamp")["location"] == "Asia/Kolkata", host
+    for host, f in hosts_of(tmp_path / "a", "etc/alloy/config.alloy").items():
+        blocks = alloy_blocks(alloy_tokens(f.read_text()))
+        for (name, _), attrs in blocks.items():
+            if name == "loki.process":
+                assert attrs["location"] == ("str", "Asia/Kolkata"), host
+
+
+def test_alloy_stamps_entries_like_promtail(rendered):
+    ts = timestamp_stage(rendered)
+    for host, f in hosts_of(rendered, "etc/alloy/config.alloy").items():
+        text = f.read_text()
+        blocks = alloy_blocks(alloy_tokens(text))
+        processes = {k: v for k, v in blocks.items() if k[0] == "loki.process"}
+        assert processes
+        for key, attrs in processes.items():
+            body = text[text.index(f'loki.process "{key[1]}"'):]
+            body = body[:body.index("forward_to")]
+            assert "stage.timestamp {" in body, f"{host} {key}: no stage.timestamp"
+            assert body.index("stage.regex") < body.index("stage.timestamp")
+            for name in ("source", "format", "location"):
+                assert attrs[name] == ("str", ts[name]), f"{host} {key}: {name}"
+
+
+def test_alloy_reads_new_files_from_their_start(rendered):
+    """tail_from_end true skipped the apps' start-up lines on a fresh install; positions are kept in
+    Alloy's storage folder, so restarts do not ship lines again either way."""
+    for host, f in hosts_of(rendered, "etc/alloy/config.alloy").items():
+        blocks = alloy_blocks(alloy_tokens(f.read_text()))
+        sources = {k: v for k, v in blocks.items() if k[0] == "loki.source.file"}
+        assert sources
+        for key, attrs in sources.items():
+            assert attrs.get("tail_from_end", "false") == "false", f"{host} {key}"
+    _, unit = one(rendered, "systemd/alloy.service")
+    assert "--storage.path=/var/lib/alloy" in unit.read_text()
+
+
+def test_alloy_config_is_checked_by_alloy_validate():
+    """`alloy fmt` checks syntax only; `alloy validate` (Alloy 1.9 and later; the role pins 1.11.3)
+    also checks component names and arguments. It runs with the stability level the unit uses."""
+    tasks = yaml.safe_load((ANSIBLE_DIR / "roles/alloy/tasks/configure.yml").read_text())
+    (task,) = [t for t in tasks if str(t.get("ansible.builtin.template", {}).get("dest", "")).endswith("config.alloy")]
+    validate = task["ansible.builtin.template"]["validate"]
+    assert validate.split()[:3] == ["{{", "alloy_binary_path", "}}"] and validate.split()[3] == "validate", validate
+    assert validate.endswith(" %s")
+    version = yaml.safe_load((ANSIBLE_DIR / "roles/alloy/defaults/main.yml").read_text())["alloy_version"]
+    assert tuple(int(x) for x in version.split(".")[:2]) >= (1, 9), f"alloy validate needs 1.9+, pinned {version}"
+    unit = (ROOT / "systemd/alloy.service.j2").read_text()
+    assert "--stability.level" not in unit and "--stability.level" not in validate
