@@ -42,7 +42,7 @@ remove_host_trees() {
   local mnt host
   awk -v p="$LAB_CACHE/rootfs/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |
     while read -r mnt; do unmount_host_tree "$mnt"; done
-  for host in $LAB_HOSTS; do rm -rf "$(host_dir "$host")"; done
+  for host in $LAB_HOSTS; do rm -rf "${LAB_CACHE:?}/rootfs/${host:?}"; done
 }
 
 # Every daemon started with start_daemon (lib/host.sh) has $LAB_STATE/NAME.pid: the apt proxy,
@@ -60,7 +60,7 @@ stop_helpers() {
 keep_logs() {
   local dest="$LAB_CACHE/logs/last-run"
   compgen -G "$LAB_STATE/*.log" >/dev/null || return 0
-  rm -rf "$dest"
+  rm -rf "${dest:?}"
   mkdir -p "$dest"
   cp -a "$LAB_STATE"/*.log "$dest"/
   log "logs of this run: $dest"
@@ -86,7 +86,7 @@ main() {
   run_stage_and_go_on "network" remove_network
   run_stage_and_go_on "keep logs" keep_logs
   # The pid files in it are how a second down.sh finds what a failed step left running.
-  ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$LAB_STATE"
+  ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "${LAB_STATE:?}"
   run_stage_and_go_on "check" report_leftovers
   ((${#LAB_FAILED_STAGES[@]} == 0)) || die "steps that failed: ${LAB_FAILED_STAGES[*]}"
 }
