@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Undoes host-setup.sh: stops apt-cacher-ng, runs `lxc-net stop` (lxcbr0, dnsmasq, its nft
+# tables) when the set-up started it, deletes veths left on lxcbr0 or the private bridge by
+# containers that are gone, deletes the private bridge, restores ip_forward, removes $VLXC_STATE.
+# Keeps the caches (box, apt cache). Refuses while containers of the Vagrantfile still run:
+# `vagrant destroy -f` first. Safe to run when nothing is set up; every step runs even after one
+# that failed, and the last one checks that nothing is left.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+trap 'rc=$?; ((rc == 0)) || log "host-teardown.sh failed (exit $rc); something may be left: run it again" >&2' EXIT
+
+running_containers() {
+  local node
+  for node in "${VLXC_NODES[@]}"; do
+    lxc-info -s -H -n "$(vlxc_container "$node")" 2>/dev/null | grep -qx RUNNING &&
+      vlxc_container "$node"
+  done
+  return 0
+}
+
+# Host ends of the veth pairs still enslaved to BRIDGE (their containers are gone, else refused).
+bridge_ports() {
+  if [[ -d /sys/class/net/$1/brif ]]; then ls "/sys/class/net/$1/brif"; fi
+}
+
+stop_lxc_net() {
+  local port
+  # lxc-net stop leaves lxcbr0 in place while ports are attached.
+  for port in $(bridge_ports lxcbr0); do ip link del dev "$port" 2>/dev/null || true; done
+  if [[ -f $VLXC_STATE/lxc-net.started ]]; then
+    /usr/libexec/lxc/lxc-net stop
+    rm -f "$VLXC_STATE/lxc-net.started"
+    log "lxc-net stopped"
+  elif [[ -f /run/lxc/network_up ]]; then
+    log "lxc-net was up before host-setup.sh: left running"
+  fi
+}
+
+remove_bridge() {
+  local port
+  for port in $(bridge_ports "$VLXC_BRIDGE"); do ip link del dev "$port" 2>/dev/null || true; done
+  ! ip link show dev "$VLXC_BRIDGE" >/dev/null 2>&1 || ip link del dev "$VLXC_BRIDGE"
+}
+
+restore_ip_forward() {
+  if [[ -s $VLXC_STATE/ip_forward ]]; then
+    cat "$VLXC_STATE/ip_forward" >/proc/sys/net/ipv4/ip_forward
+    rm -f "$VLXC_STATE/ip_forward"
+  fi
+  log "ip_forward is $(</proc/sys/net/ipv4/ip_forward)"
+}
+
+keep_logs() {
+  compgen -G "$VLXC_STATE/*.log" >/dev/null || return 0
+  rm -rf "$VLXC_CACHE/logs/last-run"
+  mkdir -p "$VLXC_CACHE/logs/last-run"
+  cp -a "$VLXC_STATE"/*.log "$VLXC_CACHE/logs/last-run/"
+  log "logs of this run: $VLXC_CACHE/logs/last-run"
+}
+
+# What host-setup.sh (and a run of the Vagrantfile) could leave behind.
+report_leftovers() {
+  local left=()
+  [[ -z $(running_containers) ]] || left+=("containers $(running_containers | tr '\n' ' ')")
+  if [[ -f $VLXC_STATE/lxc-net.started || ! -f /run/lxc/network_up ]]; then
+    ip link show dev lxcbr0 >/dev/null 2>&1 && left+=("bridge lxcbr0")
+    nft list table inet lxc >/dev/null 2>&1 && left+=("nft table inet lxc")
+    nft list table ip lxc >/dev/null 2>&1 && left+=("nft table ip lxc")
+    pgrep -f 'dnsmasq .*--interface=lxcbr0' >/dev/null && left+=("dnsmasq of lxcbr0")
+  fi
+  ip link show dev "$VLXC_BRIDGE" >/dev/null 2>&1 && left+=("bridge $VLXC_BRIDGE")
+  compgen -G "$VLXC_STATE/*.pid" >/dev/null && left+=("helper daemons ($VLXC_STATE)")
+  ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
+  log "nothing left behind (ip_forward $(</proc/sys/net/ipv4/ip_forward))"
+}
+
+main() {
+  ((EUID == 0)) || die "needs root"
+  local running
+  running=$(running_containers)
+  [[ -z $running ]] || die "containers still running: ${running//$'\n'/ } (cd vagrant && vagrant destroy -f)"
+  run_stage_and_go_on "helper daemons" stop_helpers
+  run_stage_and_go_on "lxc-net" stop_lxc_net
+  run_stage_and_go_on "private network bridge" remove_bridge
+  run_stage_and_go_on "ip_forward" restore_ip_forward
+  run_stage_and_go_on "keep logs" keep_logs
+  ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$VLXC_STATE"
+  run_stage_and_go_on "check" report_leftovers
+  ((${#LAB_FAILED_STAGES[@]} == 0)) || die "steps that failed: ${LAB_FAILED_STAGES[*]}"
+}
+
+# Every daemon started with start_daemon has $VLXC_STATE/NAME.pid (apt proxy, artifact mirror,
+# the test's Cassandra).
+stop_helpers() {
+  local f
+  for f in "$VLXC_STATE"/*.pid; do
+    [[ -e $f ]] || continue
+    stop_daemon "$(basename "$f" .pid)"
+  done
+}
+
+main "$@"
