@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# make vagrant-test: README's quick start, `vagrant up` with vagrant/Vagrantfile and the vagrant
+# inventory, run for real with the LXC provider on this Linux host, then checked and destroyed:
+#   1. host-setup.sh (lxc-net, the private network's bridge, apt-cacher-ng), box-build.sh (cached)
+#   2. the lab's Go-built Jaeger, Collector and Prometheus (ansible/lab/artifacts/build.sh, cached),
+#      served on 127.0.0.1 only: the roles download on the controller
+#   3. `vagrant up --provider=lxc --no-provision`, apt in each container through the cache, then
+#      `vagrant provision` (ansible/site.yml, limit all, the vagrant inventory)
+#   4. GET /chain on 192.168.56.11:8000 with a known traceparent; the trace must reach
+#      jaeger-query (192.168.56.11:16686) with spans of app-a, app-b and app-c
+#   5. always, also after a failure or on INT/TERM/HUP: Cassandra stopped, `vagrant destroy -f`,
+#      host-teardown.sh, and a check that no container, bridge, nft table, dnsmasq, network
+#      namespace or helper is left and ip_forward is as before.
+# What differs from a user's `vagrant up` is only what this machine cannot download, passed
+# through VAGRANT_ANSIBLE_EXTRA_VARS (see write_extra_vars). Needs root. Settings: lxc.env, and
+# VLXC_PROVISION_TIMEOUT (seconds, default 2400), VLXC_TRACE_WAIT (seconds, default 120).
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${VLXC_PROVISION_TIMEOUT:=2400}"
+: "${VLXC_TRACE_WAIT:=120}"
+# The test's own Vagrant home: the box it builds does not land in the user's ~/.vagrant.d.
+export VAGRANT_HOME="$VLXC_CACHE/vagrant.d"
+export VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
+EXTRA_VARS="$VLXC_STATE/extra-vars.yml"
+export VAGRANT_ANSIBLE_EXTRA_VARS="$EXTRA_VARS"   # read by the Vagrantfile
+MIRROR_URL="http://127.0.0.1:$VLXC_MIRROR_PORT"
+CHILD=""           # pid (= process group) of the long command running, for a signal
+RESULTS=()
+
+# run_bounded SECONDS COMMAND...: runs a long command in a process group of its own (so that a
+# signal stops all of it) with a time bound, and waits for it.
+run_bounded() {
+  local seconds=$1 rc=0
+  shift
+  setsid timeout -k 20 "$seconds" "$@" </dev/null &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  ((rc != 124)) || log "timed out after $seconds s: $*" >&2
+  return "$rc"
+}
+
+# step NAME COMMAND...: run_stage, with its time kept for the summary.
+step() {
+  local start=$SECONDS
+  run_stage "$@"
+  RESULTS+=("$(printf '%-28s %5d s' "$1" $((SECONDS - start)))")
+}
+
+set_up_host() { run_bounded 900 "$VLXC_DIR/host-setup.sh"; }
+build_box() { run_bounded 1200 "$VLXC_DIR/box-build.sh"; }
+build_artifacts() { LAB_CACHE="$VLXC_LAB_CACHE" run_bounded 3600 "$VLXC_ROOT/ansible/lab/artifacts/build.sh"; }
+
+serve_artifacts() {
+  start_daemon artifact-mirror python3 -m http.server --bind 127.0.0.1 --directory "$LAB_MIRROR_DIR" \
+    "$VLXC_MIRROR_PORT"
+  wait_for_port 127.0.0.1 "$VLXC_MIRROR_PORT" 30 || die "artifact mirror did not start"
+  log "artifact mirror $MIRROR_URL/ serves $LAB_MIRROR_DIR"
+}
+
+# The only variables that differ from a user's run: download base URLs (the lab's builds of the
+# same releases, same archive names and checksum files), Cassandra run outside the hosts, as in
+# the lab, and the logs topology off (Loki, Promtail, Grafana: no download, not built here).
+write_extra_vars() {
+  cat >"$EXTRA_VARS" <<VARS
+# make vagrant-test (vagrant/lxc/vagrant-test.sh): what differs from a user's vagrant up
+otel_collector_download_base_url: $MIRROR_URL/open-telemetry/opentelemetry-collector-releases/releases/download
+jaeger_download_base_url: $MIRROR_URL/jaegertracing/jaeger/releases/download
+prometheus_download_base_url: $MIRROR_URL/prometheus/prometheus/releases/download
+cassandra_managed: false
+cassandra_external_start_command: $VLXC_DIR/cassandra.sh start
+logs_enabled: false
+VARS
+  sed 's/^/  /' "$EXTRA_VARS"
+}
+
+# vagrant_cmd SECONDS ARGS...: vagrant in vagrant/, as README says to run it.
+vagrant_cmd() {
+  local seconds=$1
+  shift
+  run_bounded "$seconds" env -C "$VLXC_ROOT/vagrant" vagrant "$@"
+}
+
+vagrant_up() { vagrant_cmd 900 up --provider=lxc --no-provision; }
+
+# apt in the containers through host-setup.sh's apt-cacher-ng (a user's hosts reach Debian).
+apt_through_cache() {
+  local node
+  for node in "${VLXC_NODES[@]}"; do
+    echo "Acquire::http::Proxy \"http://$VLXC_BRIDGE_ADDR:$VLXC_APT_PROXY_PORT\";" |
+      lxc-attach -n "$(vlxc_container "$node")" -- tee /etc/apt/apt.conf.d/01vagrant-test-proxy >/dev/null
+    log "$node: apt through http://$VLXC_BRIDGE_ADDR:$VLXC_APT_PROXY_PORT"
+  done
+}
+
+# Vagrant's Ansible provisioner runs ansible-playbook from PATH: the project's venv.
+vagrant_provision() {
+  local venv_bin
+  venv_bin=$(LAB_CACHE="$VLXC_LAB_CACHE" "$VLXC_ROOT/scripts/venv.sh" | tail -1)
+  PATH="$venv_bin:$PATH"
+  vagrant_cmd "$VLXC_PROVISION_TIMEOUT" provision
+}
+
+# GET /chain with a fresh traceparent; the trace must reach jaeger-query with every app.
+check_trace() {
+  local trace_id app=http://192.168.56.11:8000 query=http://192.168.56.11:16686 deadline body summary
+  trace_id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  curl -sS --max-time 30 -H "traceparent: 00-$trace_id-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')-01" \
+    "$app/chain"
+  echo
+  log "GET $app/chain sent with trace id $trace_id"
+  deadline=$((SECONDS + VLXC_TRACE_WAIT))
+  while :; do
+    body=$(curl -sS --max-time 10 "$query/api/traces/$trace_id" 2>/dev/null) || body=""
+    summary=$(python3 -c '
+import json, sys
+try:
+    trace = json.loads(sys.stdin.read())["data"][0]
+except Exception:
+    sys.exit(1)
+services = sorted({p["serviceName"] for p in trace["processes"].values()})
+print(len(trace["spans"]), " ".join(services))
+' <<<"$body") || summary=""
+    if [[ $summary == *app-a*app-b*app-c* ]] && ((${summary%% *} >= 7)); then
+      log "trace $trace_id in jaeger-query: ${summary%% *} spans, services ${summary#* }"
+      return 0
+    fi
+    ((SECONDS < deadline)) || die "trace $trace_id not complete in jaeger-query after $VLXC_TRACE_WAIT s (${summary:-no trace})"
+    sleep 3
+  done
+}
+
+# Everything below runs on every exit; each part goes on after a failure of the one before.
+tear_down() {
+  local rc=$? failed=0
+  trap - EXIT INT TERM HUP
+  if [[ -n $CHILD ]]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; sleep 2; kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
+  log "==> tear down (test exit $rc)"
+  "$VLXC_DIR/cassandra.sh" stop || failed=1
+  vagrant_cmd 600 destroy -f || failed=1
+  # The name cassandra.sh gave node2's network namespace.
+  ip netns list | awk '/^vlxc-/ {print $1}' | xargs -r -n1 ip netns del || failed=1
+  "$VLXC_DIR/host-teardown.sh" || failed=1
+  check_nothing_left || failed=1
+  printf '%s\n' "${RESULTS[@]}"
+  if ((rc == 0 && failed == 0)); then
+    log "vagrant-test passed in $SECONDS s"
+  else
+    log "vagrant-test FAILED (test exit $rc, tear down $( ((failed)) && echo failed || echo ok)) after $SECONDS s" >&2
+    ((rc != 0)) || rc=1
+  fi
+  exit "$rc"
+}
+
+check_nothing_left() {
+  local left=() node
+  for node in "${VLXC_NODES[@]}"; do
+    [[ ! -e /var/lib/lxc/$(vlxc_container "$node") ]] || left+=("container $(vlxc_container "$node")")
+    [[ ! -e $VLXC_ROOT/vagrant/.vagrant/machines/$node/lxc/id ]] || left+=("vagrant machine $node")
+  done
+  ip netns list | grep -q '^vlxc-' && left+=("netns vlxc-*")
+  [[ ! -d $VLXC_STATE ]] || left+=("$VLXC_STATE")
+  if [[ -s $VLXC_CACHE/ip_forward.before && $(<"$VLXC_CACHE/ip_forward.before") != $(</proc/sys/net/ipv4/ip_forward) ]]; then
+    left+=("ip_forward $(</proc/sys/net/ipv4/ip_forward), was $(<"$VLXC_CACHE/ip_forward.before")")
+  fi
+  ((${#left[@]} == 0)) || { log "left behind: ${left[*]}" >&2; return 1; }
+  rm -f "$VLXC_CACHE/ip_forward.before"
+  log "nothing left behind: no container, bridge, nft table, dnsmasq, netns; ip_forward $(</proc/sys/net/ipv4/ip_forward)"
+}
+
+main() {
+  ((EUID == 0)) || die "needs root (LXC containers, bridges)"
+  [[ ! -e /var/lib/lxc/$(vlxc_container node1) ]] ||
+    die "containers of the Vagrantfile exist already: cd vagrant && vagrant destroy -f (VAGRANT_HOME=$VAGRANT_HOME)"
+  mkdir -p "$VLXC_CACHE"
+  cat /proc/sys/net/ipv4/ip_forward >"$VLXC_CACHE/ip_forward.before"
+  trap tear_down EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  step "host set-up" set_up_host
+  step "box (cached)" build_box
+  step "artifacts (cached)" build_artifacts
+  step "artifact mirror" serve_artifacts
+  step "extra vars" write_extra_vars
+  step "vagrant up --no-provision" vagrant_up
+  step "apt through the cache" apt_through_cache
+  step "vagrant provision" vagrant_provision
+  step "trace in jaeger-query" check_trace
+}
+
+main "$@"
