@@ -61,8 +61,31 @@ def lab_inventory():
     return hosts
 
 
+def inventory_groups():
+    """{group: [hosts]} of the lab inventory (children's hosts included)."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
+        cwd="/", capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    data = json.loads(out)
+
+    def members(group):
+        entry = data.get(group, {})
+        found = list(entry.get("hosts", []))
+        for child in entry.get("children", []):
+            found += members(child)
+        return found
+
+    return {g: sorted(set(members(g))) for g in data if g != "_meta"}
+
+
+def addr(host):
+    return INVENTORY_HOSTS[host]["addr"]
+
+
 SETTINGS = lab_settings()
 INVENTORY_HOSTS = lab_inventory()
+GROUPS = inventory_groups()
 # (host, app instance) pairs, e.g. ("node1", "app-a").
 APP_PLACEMENTS = [(h, a) for h, v in sorted(INVENTORY_HOSTS.items()) for a in v["apps"]]
 

@@ -22,13 +22,11 @@ import os
 import secrets
 import shlex
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, app_url, env_file, http_get, ssh
+from conftest import ANSIBLE_DIR, GROUPS, INVENTORY_HOSTS, addr, app_url, env_file, http_get, ssh
 
 QUERY_PORT = int(os.environ.get("PIPELINE_QUERY_PORT", "16686"))
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
@@ -49,31 +47,6 @@ STATS = {"traces": 0, "spans": 0, "visible_s": []}
 PIPELINE_UNITS = {"otel-collector": "otel_collector", "jaeger-collector": "jaeger_collector",
                   "jaeger-query": "jaeger_query"}
 LAST_INVOCATIONS = {}
-
-
-def inventory_groups():
-    """{group: [hosts]} of the lab inventory."""
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
-        cwd="/", capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
-    data = json.loads(out)
-
-    def members(group):
-        entry = data.get(group, {})
-        found = list(entry.get("hosts", []))
-        for child in entry.get("children", []):
-            found += members(child)
-        return found
-
-    return {g: sorted(set(members(g))) for g in data if g != "_meta"}
-
-
-GROUPS = inventory_groups()
-
-
-def addr(host):
-    return INVENTORY_HOSTS[host]["addr"]
 
 
 def first(group):

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, INVENTORY, INVENTORY_HOSTS, http_get, ssh
+from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, addr, http_get, ssh
 
 APP_PORT = 8000
 QUERY_PORT = 16686
@@ -54,31 +54,6 @@ DEFAULT_TAGS = [{"key": k, "value": k.replace(".", "_", 1) if "." in k else None
 
 
 # ---- the lab inventory and rendered configs ---------------------------------------------------
-
-def inventory_groups():
-    """{group: [hosts]} of the lab inventory."""
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
-        cwd="/", capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
-    data = json.loads(out)
-
-    def members(group):
-        entry = data.get(group, {})
-        found = list(entry.get("hosts", []))
-        for child in entry.get("children", []):
-            found += members(child)
-        return found
-
-    return {g: sorted(set(members(g))) for g in data if g != "_meta"}
-
-
-GROUPS = inventory_groups()
-
-
-def addr(host):
-    return INVENTORY_HOSTS[host]["addr"]
-
 
 def render(role, group, templates, out, extra=None):
     """Renders a role's templates for the lab inventory as tests/render/render.yml does for the
