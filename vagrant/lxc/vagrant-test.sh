@@ -134,7 +134,7 @@ print(len(trace["spans"]), " ".join(services))
 
 # Everything below runs on every exit; each part goes on after a failure of the one before.
 tear_down() {
-  local rc=$? failed=0
+  local rc=$? failed=0 start=$SECONDS
   trap - EXIT INT TERM HUP
   if [[ -n $CHILD ]]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; sleep 2; kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
   log "==> tear down (test exit $rc)"
@@ -144,6 +144,7 @@ tear_down() {
   ip netns list | awk '/^vlxc-/ {print $1}' | xargs -r -n1 ip netns del || failed=1
   "$VLXC_DIR/host-teardown.sh" || failed=1
   check_nothing_left || failed=1
+  RESULTS+=("$(printf '%-28s %5d s' "tear down" $((SECONDS - start)))")
   printf '%s\n' "${RESULTS[@]}"
   if ((rc == 0 && failed == 0)); then
     log "vagrant-test passed in $SECONDS s"
