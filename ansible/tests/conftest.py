@@ -90,9 +90,16 @@ GROUPS = inventory_groups()
 APP_PLACEMENTS = [(h, a) for h, v in sorted(INVENTORY_HOSTS.items()) for a in v["apps"]]
 
 
+# The instances one /chain on app-a reaches: app-a and its targets (the app role's app_target_one
+# and app_target_two). app-d, on the fourth export path, is not among them.
+CHAIN_APPS = ("app-a", "app-b", "app-c")
+CHAIN_PLACEMENTS = [(h, a) for h, a in APP_PLACEMENTS if a in CHAIN_APPS]
+
+
 def pytest_generate_tests(metafunc):
-    if "placement" in metafunc.fixturenames:
-        metafunc.parametrize("placement", APP_PLACEMENTS, ids=[f"{h}-{a}" for h, a in APP_PLACEMENTS])
+    for name, placements in (("placement", APP_PLACEMENTS), ("chain_placement", CHAIN_PLACEMENTS)):
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, placements, ids=[f"{h}-{a}" for h, a in placements])
 
 
 @pytest.fixture(scope="session")

@@ -156,8 +156,8 @@ def test_chain_returns_path(chain_request):
     assert json.loads(body) == {"path": "/chain"}
 
 
-def test_log_file_holds_the_trace_id(hosts, placement, chain_request):
-    name, app = placement
+def test_log_file_holds_the_trace_id(hosts, chain_placement, chain_request):
+    name, app = chain_placement
     trace_id, status, _ = chain_request
     assert status == 200
     log_file = env_file(hosts[name], app)["LOG_FILE"]

@@ -26,13 +26,13 @@ import time
 
 import pytest
 
-from conftest import ANSIBLE_DIR, GROUPS, INVENTORY_HOSTS, addr, app_url, env_file, http_get, ssh
+from conftest import ANSIBLE_DIR, CHAIN_APPS, GROUPS, INVENTORY_HOSTS, addr, app_url, env_file, http_get, ssh
 
 QUERY_PORT = int(os.environ.get("PIPELINE_QUERY_PORT", "16686"))
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
 JAEGER_COLLECTOR_METRICS_PORT = 14269
-SERVICES = {"app-a", "app-b", "app-c"}
+SERVICES = set(CHAIN_APPS)
 MIN_SPANS = 7                # /chain: 4 SERVER spans (a, a "/", b, c) + 3 CLIENT spans from app-a
 VISIBLE_TIMEOUT = 120        # seconds from request to a complete trace in jaeger-query
 LOG_WAIT = 30                # seconds for the trace id to reach every log file
