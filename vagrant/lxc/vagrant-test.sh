@@ -139,6 +139,7 @@ tear_down() {
   if [[ -n $CHILD ]]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; sleep 2; kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
   log "==> tear down (test exit $rc)"
   "$VLXC_DIR/cassandra.sh" stop || failed=1
+  stop_ssh_masters || failed=1
   vagrant_cmd 600 destroy -f || failed=1
   # The name cassandra.sh gave node2's network namespace.
   ip netns list | awk '/^vlxc-/ {print $1}' | xargs -r -n1 ip netns del || failed=1
@@ -155,6 +156,15 @@ tear_down() {
   exit "$rc"
 }
 
+# Ansible's ssh connection masters (ControlPersist) leave the run's process group; after an
+# interrupted provisioning one can stay connected to a container. Ends those on the private network.
+stop_ssh_masters() {
+  local pid
+  for pid in $(ss -Htnp state established "dst $VLXC_NET_PREFIX.0/24" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    [[ $(ps -o comm= -p "$pid") != ssh ]] || { log "stopping ssh master $pid"; kill -TERM "$pid" 2>/dev/null || true; }
+  done
+}
+
 check_nothing_left() {
   local left=() node
   for node in "${VLXC_NODES[@]}"; do
@@ -162,6 +172,7 @@ check_nothing_left() {
     [[ ! -e $VLXC_ROOT/vagrant/.vagrant/machines/$node/lxc/id ]] || left+=("vagrant machine $node")
   done
   ip netns list | grep -q '^vlxc-' && left+=("netns vlxc-*")
+  [[ -z $(ss -Htn state established "dst $VLXC_NET_PREFIX.0/24") ]] || left+=("connections to $VLXC_NET_PREFIX.0/24")
   [[ ! -d $VLXC_STATE ]] || left+=("$VLXC_STATE")
   if [[ -s $VLXC_CACHE/ip_forward.before && $(<"$VLXC_CACHE/ip_forward.before") != $(</proc/sys/net/ipv4/ip_forward) ]]; then
     left+=("ip_forward $(</proc/sys/net/ipv4/ip_forward), was $(<"$VLXC_CACHE/ip_forward.before")")
