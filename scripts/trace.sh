@@ -8,7 +8,8 @@
 #   JAEGER_URL  base URL of jaeger-query (default: APP_URL's host on port 16686)
 #   -n          a new random trace id instead of the fixed one (repeated requests with the fixed id
 #               add their spans to the same trace)
-#   -w SECONDS  how long to wait for jaeger-query to return the trace (default 60; 0: do not wait)
+#   -w SECONDS  how long to wait for jaeger-query to return the whole trace (default 60; 0: do not
+#               wait); the trace counts as whole once its span count has held for 5 s
 #   TRACE_ID    environment: the 32 hex digits to use instead of the fixed id
 # Prints the /chain answer, then "trace <id>: <n> spans of <services>" and the UI URL. Exits 1
 # when /chain fails or the trace does not show up in time.
@@ -16,10 +17,11 @@ set -euo pipefail
 
 FIXED_TRACE_ID=4bf92f3577b34da6a3ce929d0e0e4736   # the W3C Trace Context specification's example
 WAIT=60
+SETTLE=5
 NEW=0
 
 die() { printf 'trace.sh: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while getopts ":nw:h" opt; do
   case $opt in
@@ -51,24 +53,27 @@ curl -fsS --max-time 60 -H "traceparent: 00-$TRACE_ID-$PARENT_ID-01" "$APP_URL/c
   die "GET $APP_URL/chain failed"
 echo
 
-# jaeger-query's HTTP API (the UI's own) returns the trace once its spans are stored.
-summary=""
+# jaeger-query's HTTP API (the UI's own) returns the trace once spans of it are stored. Each
+# service exports its spans in its own batches, so the trace is taken as complete once its span
+# count has not changed for SETTLE seconds (longer than the apps' batch delay, 1 s by default).
+summary="" spans=0 changed=$SECONDS
 deadline=$((SECONDS + WAIT))
 while ((WAIT > 0)); do
   if body=$(curl -fsS --max-time 10 "$JAEGER_URL/api/traces/$TRACE_ID" 2>/dev/null); then
-    summary=$(python3 -c '
+    now=$(python3 -c '
 import json, sys
 data = json.load(sys.stdin).get("data") or []
 if data:
     trace = data[0]
     services = sorted({p["serviceName"] for p in trace["processes"].values()})
     print(len(trace["spans"]), "spans of", ", ".join(services))' <<<"$body")
+    if [[ -n $now && ${now%% *} -ne $spans ]]; then spans=${now%% *} summary=$now changed=$SECONDS; fi
   fi
-  if [[ -n $summary ]]; then
+  if ((spans > 0 && SECONDS - changed >= SETTLE)); then
     echo "trace $TRACE_ID: $summary"
     break
   fi
-  ((SECONDS < deadline)) || die "trace $TRACE_ID not in jaeger-query at $JAEGER_URL after ${WAIT}s"
-  sleep 2
+  ((SECONDS < deadline)) || die "trace $TRACE_ID not complete in jaeger-query at $JAEGER_URL after ${WAIT}s (${summary:-no spans})"
+  sleep 1
 done
 echo "$JAEGER_URL/trace/$TRACE_ID"
