@@ -184,8 +184,12 @@ check_nothing_left() {
 
 main() {
   ((EUID == 0)) || die "needs root (LXC containers, bridges)"
+  # Its tear down destroys the Vagrantfile's machines: never those a user already has.
+  ! compgen -G "$VLXC_ROOT/vagrant/.vagrant/machines/*/*/id" >/dev/null ||
+    die "machines of vagrant/Vagrantfile exist already ($(cd "$VLXC_ROOT/vagrant" &&
+      compgen -G ".vagrant/machines/*/*/id" | cut -d/ -f3,4 | tr '\n' ' ')): destroy them first"
   [[ ! -e /var/lib/lxc/$(vlxc_container node1) ]] ||
-    die "containers of the Vagrantfile exist already: cd vagrant && vagrant destroy -f (VAGRANT_HOME=$VAGRANT_HOME)"
+    die "container $(vlxc_container node1) exists already (lxc-destroy -f -n $(vlxc_container node1))"
   mkdir -p "$VLXC_CACHE"
   cat /proc/sys/net/ipv4/ip_forward >"$VLXC_CACHE/ip_forward.before"
   trap tear_down EXIT
