@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds the Vagrant box the Vagrantfile's lxc provider uses ($VLXC_BOX, default
 # helidon-otel/trixie) and adds it to Vagrant (VAGRANT_HOME, default ~/.vagrant.d):
 #   - Debian trixie debootstrapped with the nspawn lab's builder (ansible/lab/lib/rootfs.sh,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Cassandra for `make vagrant-test` (its cassandra_external_start_command): Apache's
 # distribution cannot be downloaded here, so, as in the nspawn lab, ansible/lab/cassandra.sh runs
 # a real Cassandra (cassandra-all from Maven Central, on the host's Java 17) in node2's network

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Prepares this Linux host for `vagrant up --provider=lxc` (vagrant/Vagrantfile):
 #   - Debian packages: vagrant, vagrant-lxc, lxc, debootstrap, apt-cacher-ng, ...
 #   - LXC's own network, `/usr/libexec/lxc/lxc-net start`: bridge lxcbr0 (10.0.3.1/24) with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Undoes host-setup.sh: stops apt-cacher-ng, runs `lxc-net stop` (lxcbr0, dnsmasq, its nft
 # tables) when the set-up started it, deletes veths left on lxcbr0 or the private bridge by
 # containers that are gone, deletes the private bridge, restores ip_forward, removes $VLXC_STATE.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # make vagrant-test: README's quick start, `vagrant up` with vagrant/Vagrantfile and the vagrant
 # inventory, run for real with the LXC provider on this Linux host, then checked and destroyed:
 #   1. host-setup.sh (lxc-net, the private network's bridge, apt-cacher-ng), box-build.sh (cached)
