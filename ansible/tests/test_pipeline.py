@@ -219,6 +219,31 @@ def lab_cassandra():
     assert proc.returncode == 0, f"ansible/lab/cassandra.sh start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
 
 
+def inventory_modes():
+    """{instance: MODE} as the inventory's app_instance_modes gives them."""
+    return {app: mode for v in INVENTORY_HOSTS.values() for app, mode in v["modes"].items()}
+
+
+def deployed_modes(hosts):
+    """{instance: MODE} of every instance's deployed environment file."""
+    return {app: env_file(hosts[name], app)["MODE"] for name, v in INVENTORY_HOSTS.items() for app in v["apps"]}
+
+
+def deploy_inventory_modes(hosts):
+    """Deploys without a tracing_mode override unless the lab already runs the inventory's modes."""
+    wanted = inventory_modes()
+    if deployed_modes(hosts) != {app: wanted.get(app) for app in deployed_modes(hosts)}:
+        deploy()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_left_as_the_inventory_says(hosts):
+    """The mode tests deploy with tracing_mode overrides; afterwards the lab runs the inventory's
+    own modes again, so later tests (and their deploys) start from what the inventory says."""
+    yield
+    deploy_inventory_modes(hosts)
+
+
 @pytest.fixture(scope="module")
 def report():
     """Totals over the module's tests (printed by the last test)."""
@@ -244,14 +269,8 @@ def test_mixed_modes_one_trace(hosts, report, capsys):
     forwarded (the counters are read Collector first, then Jaeger, before; and Jaeger first,
     then Collector, after: so the forwarded count can only overstate what Jaeger got from the
     Collector in between, never hide a direct span)."""
-    def deployed_modes():
-        return {app: env_file(hosts[name], app)["MODE"] for name, v in INVENTORY_HOSTS.items() for app in v["apps"]}
-
-    expected = {app: mode for v in INVENTORY_HOSTS.values() for app, mode in v["modes"].items()}
-    modes = deployed_modes()
-    if modes != {app: expected.get(app) for app in modes}:
-        deploy()
-        modes = deployed_modes()
+    deploy_inventory_modes(hosts)
+    modes, expected = deployed_modes(hosts), inventory_modes()
     assert modes == {app: expected.get(app) for app in modes}, \
         f"deployed MODEs {modes} differ from the inventory's app_instance_modes {expected}"
     paths = {modes[app] for app in SERVICES}
