@@ -7,8 +7,9 @@
 #      served on 127.0.0.1 only: the roles download on the controller
 #   3. `vagrant up --provider=lxc --no-provision`, apt in each container through the cache, then
 #      `vagrant provision` (ansible/site.yml, limit all, the vagrant inventory)
-#   4. GET /chain on 192.168.56.11:8000 with a known traceparent; the trace must reach
-#      jaeger-query (192.168.56.11:16686) with spans of app-a, app-b and app-c
+#   4. scripts/trace.sh, as README goes on: GET /chain on 192.168.56.11:8000 with a known
+#      traceparent; the trace must reach jaeger-query (192.168.56.11:16686) with at least 7 spans
+#      of app-a, app-b and app-c
 #   5. always, also after a failure or on INT/TERM/HUP: Cassandra stopped, `vagrant destroy -f`,
 #      host-teardown.sh, and a check that no container, bridge, nft table, dnsmasq, network
 #      namespace or helper is left and ip_forward is as before.
@@ -104,33 +105,19 @@ vagrant_provision() {
   vagrant_cmd "$VLXC_PROVISION_TIMEOUT" provision
 }
 
-# GET /chain with a fresh traceparent; the trace must reach jaeger-query with every app.
+# README's next step, scripts/trace.sh (its defaults are the Vagrant addresses): GET /chain with a
+# fresh traceparent, then the whole trace from jaeger-query; it must hold spans of every app.
 check_trace() {
-  local trace_id app=http://192.168.56.11:8000 query=http://192.168.56.11:16686 deadline body summary
-  trace_id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-  curl -sS --max-time 30 -H "traceparent: 00-$trace_id-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')-01" \
-    "$app/chain"
-  echo
-  log "GET $app/chain sent with trace id $trace_id"
-  deadline=$((SECONDS + VLXC_TRACE_WAIT))
-  while :; do
-    body=$(curl -sS --max-time 10 "$query/api/traces/$trace_id" 2>/dev/null) || body=""
-    summary=$(python3 -c '
-import json, sys
-try:
-    trace = json.loads(sys.stdin.read())["data"][0]
-except Exception:
-    sys.exit(1)
-services = sorted({p["serviceName"] for p in trace["processes"].values()})
-print(len(trace["spans"]), " ".join(services))
-' <<<"$body") || summary=""
-    if [[ $summary == *app-a*app-b*app-c* ]] && ((${summary%% *} >= 7)); then
-      log "trace $trace_id in jaeger-query: ${summary%% *} spans, services ${summary#* }"
-      return 0
-    fi
-    ((SECONDS < deadline)) || die "trace $trace_id not complete in jaeger-query after $VLXC_TRACE_WAIT s (${summary:-no trace})"
-    sleep 3
-  done
+  local out line spans
+  out=$(run_bounded $((VLXC_TRACE_WAIT + 90)) "$VLXC_ROOT/scripts/trace.sh" -n -w "$VLXC_TRACE_WAIT")
+  printf '%s\n' "$out"
+  line=$(grep -E '^trace [0-9a-f]{32}: [0-9]+ spans of ' <<<"$out") || die "scripts/trace.sh printed no trace"
+  spans=${line#*: }
+  spans=${spans%% *}
+  if [[ $line != *"app-a, app-b, app-c"* ]] || ((spans < 7)); then
+    die "expected at least 7 spans of app-a, app-b and app-c: $line"
+  fi
+  log "${line%%:*} in jaeger-query: ${line#*: }"
 }
 
 # Everything below runs on every exit; each part goes on after a failure of the one before.
