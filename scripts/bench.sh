@@ -5,7 +5,7 @@
 # nothing. Variants, each its own instances:
 #   none       MODE=none: tracing off (three instances, `/` and `/chain`);
 #   unsampled  tracing on, but the sampler records nothing (OTEL_TRACES_SAMPLER=always_off): the
-#              cost of the tracing path itself (Helidon's tracing observer, context extraction,
+#              cost of the tracing path itself (the service's tracing filter, context extraction,
 #              non-recording spans, trace ids in the log lines);
 #   sampled    one new trace in 1/BENCH_SAMPLE_RATIO recorded and exported (parentbased_traceidratio);
 #   recorded   every span recorded, then dropped before export (a one-span queue and no endpoint),
