@@ -273,7 +273,7 @@ row "... in request handling (the rest)" rest_cell
 row "/chain" chain_cell
 row "RSS of app-a after all runs" rss_cell
 row "spans dropped by the batch processors" dropped_cell
-echo "goals: traced >= 95 % of MODE=none on /; RSS <= 150 MiB"
+echo "goals: traced >= 85 % of MODE=none (issue 18) on /; RSS <= 150 MiB"
 
 while read -r variant micros; do floor[$variant]=$micros; done <"$WORK/floor"
 floor_exports=$(sed -n 's/^otlp-sink: \([0-9]*\) export requests.*/\1/p' "$WORK/floor-sink.err")
@@ -286,5 +286,5 @@ echo "(the sink received $floor_exports exports of the ${floor[batches]} batches
 echo "A request to / in MODE=none took ${machine_cpu[none]} µs of the machine's CPU (app-a, wrk and the kernel;"
 echo "median round). A traced request costs at least the SDK's ${floor[exported]} µs more, so with the CPU busy, traced"
 awk -v b="${machine_cpu[none]}" -v e="${floor[exported]}" \
-    'BEGIN { printf "throughput can reach at most %d / (%d + %.1f) = %.1f %% of MODE=none'"'"'s, before Helidon'"'"'s tracing and the log lines add theirs.\n", b, b, e, 100 * b / (b + e) }'
+    'BEGIN { printf "throughput can reach at most %d / (%d + %.1f) = %.1f %% of MODE=none'"'"'s, before the service'"'"'s tracing filter and the log lines add theirs.\n", b, b, e, 100 * b / (b + e) }'
 
