@@ -94,6 +94,30 @@ APP_PLACEMENTS = [(h, a) for h, v in sorted(INVENTORY_HOSTS.items()) for a in v[
 # and app_target_two). app-d, on the fourth export path, is not among them.
 CHAIN_APPS = ("app-a", "app-b", "app-c")
 CHAIN_PLACEMENTS = [(h, a) for h, a in APP_PLACEMENTS if a in CHAIN_APPS]
+CHAIN_MIN_SPANS = 7  # /chain: 4 SERVER spans (a, a "/", b, c) + 3 CLIENT spans from app-a
+QUERY_PORT = int(os.environ.get("PIPELINE_QUERY_PORT", "16686"))  # jaeger-query's HTTP API and UI
+
+
+def query_url(trace_id):
+    """jaeger-query's API address of a trace (the first host of group jaeger_query)."""
+    return f"http://{addr(GROUPS['jaeger_query'][0])}:{QUERY_PORT}/api/traces/{trace_id}"
+
+
+def fetch_chain_trace(trace_id):
+    """A /chain trace as jaeger-query returns it, or None while it is not (completely) there:
+    at least CHAIN_MIN_SPANS spans, of every instance in CHAIN_APPS."""
+    try:
+        status, body = http_get(query_url(trace_id), timeout=10)
+    except OSError:
+        return None
+    data = (json.loads(body).get("data") or []) if status == 200 else []
+    if not data:
+        return None
+    trace = data[0]
+    services = {p["serviceName"] for p in trace["processes"].values()}
+    if len(trace["spans"]) < CHAIN_MIN_SPANS or not set(CHAIN_APPS) <= services:
+        return None
+    return trace
 
 
 def pytest_generate_tests(metafunc):

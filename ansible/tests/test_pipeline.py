@@ -26,14 +26,13 @@ import time
 
 import pytest
 
-from conftest import ANSIBLE_DIR, CHAIN_APPS, GROUPS, INVENTORY_HOSTS, addr, app_url, env_file, http_get, ssh
+from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
+                      env_file, fetch_chain_trace, http_get, query_url, ssh)
 
-QUERY_PORT = int(os.environ.get("PIPELINE_QUERY_PORT", "16686"))
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
 JAEGER_COLLECTOR_METRICS_PORT = 14269
 SERVICES = set(CHAIN_APPS)
-MIN_SPANS = 7                # /chain: 4 SERVER spans (a, a "/", b, c) + 3 CLIENT spans from app-a
 VISIBLE_TIMEOUT = 120        # seconds from request to a complete trace in jaeger-query
 LOG_WAIT = 30                # seconds for the trace id to reach every log file
 BURST = int(os.environ.get("PIPELINE_BURST", "20"))
@@ -52,14 +51,6 @@ LAST_INVOCATIONS = {}
 def first(group):
     assert GROUPS.get(group), f"the lab inventory has no host in group {group}"
     return GROUPS[group][0]
-
-
-def query_url(trace_id):
-    return f"http://{addr(first('jaeger_query'))}:{QUERY_PORT}/api/traces/{trace_id}"
-
-
-def app_a_url():
-    return app_url("app-a", "/chain")
 
 
 def deploy(mode=None):
@@ -85,38 +76,26 @@ def pipeline_invocations(ssh_key):
     return found
 
 
+def send_traced(path):
+    """GET <path> on app-a with a fresh sampled traceparent; returns (trace_id, status, body, send time)."""
+    trace_id = secrets.token_hex(16)
+    sent = time.monotonic()
+    status, body = http_get(app_url("app-a", path),
+                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
+    return trace_id, status, body, sent
+
+
 def send_chain():
     """GET /chain on app-a with a fresh traceparent; returns (trace_id, monotonic send time)."""
-    trace_id = secrets.token_hex(16)
-    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    sent = time.monotonic()
-    status, body = http_get(app_a_url(), headers=headers, timeout=30)
+    trace_id, status, body, sent = send_traced("/chain")
     assert status == 200 and json.loads(body) == {"path": "/chain"}, f"/chain: HTTP {status} {body[:300]}"
     return trace_id, sent
-
-
-def fetch_trace(trace_id):
-    """The trace as jaeger-query returns it, or None while it is not (completely) there."""
-    try:
-        status, body = http_get(query_url(trace_id), timeout=10)
-    except OSError:
-        return None
-    if status != 200:
-        return None
-    data = json.loads(body).get("data") or []
-    if not data:
-        return None
-    trace = data[0]
-    services = {p["serviceName"] for p in trace["processes"].values()}
-    if len(trace["spans"]) < MIN_SPANS or not SERVICES <= services:
-        return None
-    return trace
 
 
 def wait_for_trace(trace_id, sent, timeout=VISIBLE_TIMEOUT):
     deadline = sent + timeout
     while True:
-        trace = fetch_trace(trace_id)
+        trace = fetch_chain_trace(trace_id)
         if trace is not None:
             return trace, time.monotonic() - sent
         if time.monotonic() > deadline:
@@ -136,7 +115,7 @@ def check_trace(trace, trace_id):
     service = {sid: trace["processes"][s["processID"]]["serviceName"] for sid, s in spans.items()}
     assert all(s["traceID"] == trace_id for s in spans.values())
     assert SERVICES <= set(service.values()), f"services in the trace: {sorted(set(service.values()))}"
-    assert len(spans) >= MIN_SPANS, f"{len(spans)} spans, expected at least {MIN_SPANS}"
+    assert len(spans) >= CHAIN_MIN_SPANS, f"{len(spans)} spans, expected at least {CHAIN_MIN_SPANS}"
 
     def parent(span):
         refs = [r for r in span.get("references", []) if r["refType"] == "CHILD_OF"]
@@ -231,8 +210,8 @@ def deployed_modes(hosts):
 
 def deploy_inventory_modes(hosts):
     """Deploys without a tracing_mode override unless the lab already runs the inventory's modes."""
-    wanted = inventory_modes()
-    if deployed_modes(hosts) != {app: wanted.get(app) for app in deployed_modes(hosts)}:
+    wanted, deployed = inventory_modes(), deployed_modes(hosts)
+    if deployed != {app: wanted.get(app) for app in deployed}:
         deploy()
 
 
@@ -248,6 +227,11 @@ def lab_left_as_the_inventory_says(hosts):
 def report():
     """Totals over the module's tests (printed by the last test)."""
     return STATS
+
+
+def count_trace(report, spans, seconds):
+    """Adds one checked trace to the module's totals."""
+    count_trace(report, spans, seconds)
 
 
 def totals_line():
@@ -299,9 +283,7 @@ def test_mixed_modes_one_trace(hosts, report, capsys):
         f"jaeger-collector's OTLP/gRPC receiver took {delta['jaeger_grpc']:.0f} spans, the Collector "
         f"forwarded {delta['forwarded']:.0f}: {direct:.0f} direct, app-c ({modes['app-c']}) sent {by_service['app-c']}")
     check_logs(hosts, trace_id)
-    report["traces"] += 1
-    report["spans"] += span_count
-    report["visible_s"].append(seconds)
+    count_trace(report, span_count, seconds)
     with capsys.disabled():
         print(f"\n[mixed modes] trace {trace_id}: {span_count} spans ({by_service}), visible after "
               f"{seconds:.1f} s; spans taken: Collector gRPC +{delta['collector_grpc']:.0f}, "
@@ -327,15 +309,6 @@ def test_trace_script_prints_the_jaeger_url_of_its_trace():
     check_trace(wait_for_trace(trace_id, time.monotonic())[0], trace_id)
 
 
-def send_traced(path):
-    """GET <path> on app-a with a fresh sampled traceparent; returns (trace_id, status, send time)."""
-    trace_id = secrets.token_hex(16)
-    sent = time.monotonic()
-    status, _ = http_get(app_url("app-a", path),
-                         headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
-    return trace_id, status, sent
-
-
 def server_span(trace_id, sent):
     """app-a's SERVER span of a one-request trace, as jaeger-query returns it (bounded wait)."""
     deadline = sent + VISIBLE_TIMEOUT
@@ -355,7 +328,7 @@ def test_server_span_status_follows_http_conventions(capsys):
     5xx is the server's, status ERROR. /items/<not a number> answers 422, /error_test 500."""
     checked = {}
     for path, expected_status, expect_error in (("/items/not-a-number", 422, False), ("/error_test", 500, True)):
-        trace_id, status, sent = send_traced(path)
+        trace_id, status, _, sent = send_traced(path)
         assert status == expected_status, f"GET {path}: HTTP {status}, expected {expected_status}"
         span = server_span(trace_id, sent)
         tags = {t["key"]: t["value"] for t in span.get("tags", [])}
@@ -385,9 +358,7 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     trace, seconds = wait_for_trace(trace_id, sent)
     spans = check_trace(trace, trace_id)
     check_logs(hosts, trace_id)
-    report["traces"] += 1
-    report["spans"] += spans
-    report["visible_s"].append(seconds)
+    count_trace(report, spans, seconds)
     with capsys.disabled():
         print(f"\n[{mode}] deploy {took:.0f} s; trace {trace_id}: {spans} spans of "
               f"{len(SERVICES)} services, visible after {seconds:.1f} s, in every log file")
@@ -408,7 +379,7 @@ def test_burst_survives_jaeger_collector_outage(hosts, ssh_key, report, capsys):
     try:
         sent = [send_chain() for _ in range(BURST)]
         time.sleep(10)  # the apps' batch exporters hand the spans to the collector, which queues them
-        assert fetch_trace(sent[0][0]) is None, "a trace arrived while jaeger-collector was stopped"
+        assert fetch_chain_trace(sent[0][0]) is None, "a trace arrived while jaeger-collector was stopped"
     finally:
         restarted = time.monotonic()
         systemctl("start")
@@ -417,7 +388,7 @@ def test_burst_survives_jaeger_collector_outage(hosts, ssh_key, report, capsys):
     spans = 0
     while pending and time.monotonic() < deadline:
         for tid in list(pending):
-            trace = fetch_trace(tid)
+            trace = fetch_chain_trace(tid)
             if trace is not None:
                 spans += check_trace(trace, tid)
                 del pending[tid]

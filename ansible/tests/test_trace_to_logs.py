@@ -38,12 +38,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, addr, http_get, ssh
+from conftest import ANSIBLE_DIR, CHAIN_APPS, GROUPS, INVENTORY, addr, app_url, fetch_chain_trace, http_get, ssh
 
-APP_PORT = 8000
-QUERY_PORT = 16686
-SERVICES = {"app-a", "app-b", "app-c"}
-MIN_SPANS = 7               # /chain: 4 SERVER spans (a, a "/", b, c) + 3 CLIENT spans from app-a
+SERVICES = set(CHAIN_APPS)
 TRACE_TIMEOUT = 120         # seconds from the request to a complete trace in jaeger-query
 LOG_WAIT = 30               # seconds for the trace's lines to reach every log file
 TAIL_MARK = "==== last lines ===="
@@ -98,34 +95,15 @@ def configs(tmp_path_factory, ssh_key):
 
 # ---- a real trace ------------------------------------------------------------------------------
 
-def fetch_trace(trace_id):
-    url = f"http://{addr(GROUPS['jaeger_query'][0])}:{QUERY_PORT}/api/traces/{trace_id}"
-    try:
-        status, body = http_get(url, timeout=10)
-    except OSError:
-        return None
-    if status != 200:
-        return None
-    data = json.loads(body).get("data") or []
-    if not data:
-        return None
-    trace = data[0]
-    services = {p["serviceName"] for p in trace["processes"].values()}
-    if len(trace["spans"]) < MIN_SPANS or not SERVICES <= services:
-        return None
-    return trace
-
-
 @pytest.fixture(scope="module")
 def trace():
     """A /chain trace as jaeger-query returns it (the API Grafana's Jaeger datasource reads)."""
-    host_a = next(h for h, v in INVENTORY_HOSTS.items() if "app-a" in v["apps"])
     trace_id = secrets.token_hex(16)
     headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    status, body = http_get(f"http://{addr(host_a)}:{APP_PORT}/chain", headers=headers, timeout=30)
+    status, body = http_get(app_url("app-a", "/chain"), headers=headers, timeout=30)
     assert status == 200, f"/chain: HTTP {status} {body[:300]}"
     deadline = time.monotonic() + TRACE_TIMEOUT
-    while (found := fetch_trace(trace_id)) is None:
+    while (found := fetch_chain_trace(trace_id)) is None:
         assert time.monotonic() < deadline, f"trace {trace_id} not complete in jaeger-query after {TRACE_TIMEOUT}s"
         time.sleep(1)
     return found
