@@ -5,7 +5,8 @@ this renders what the grafana and promtail roles would write for the lab invento
 Grafana's part by hand:
 
 1. renders the provisioned datasources file (role grafana) and each app host's Promtail config
-   (role promtail, with the timezone its configure step reads from the host's /etc/localtime);
+   (role promtail, with the timezone its configure step reads from the host's /etc/localtime
+   through the common role's host_timezone entry point, run here on the lab hosts);
 2. sends GET /chain to app-a with a fresh W3C traceparent and reads the trace back from
    jaeger-query's HTTP API (bounded), as Grafana's Jaeger datasource does;
 3. for every span, builds the Loki query of the Jaeger datasource's tracesToLogsV2 settings the
@@ -66,8 +67,8 @@ def render(role, group, templates, out, extra=None):
     assert proc.returncode == 0, f"rendering {role} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
 
 
-def host_timezone(ssh_key, host):
-    """The zone the host's /etc/localtime links to, as the promtail role reads it (UTC when none)."""
+def linked_timezone(ssh_key, host):
+    """The zone the host's /etc/localtime links to, read over ssh (UTC when there is none)."""
     res = ssh(addr(host), ssh_key, "if [ -e /etc/localtime ]; then readlink -f /etc/localtime; fi")
     assert res.returncode == 0, res.stderr
     path = res.stdout.strip()
@@ -75,6 +76,19 @@ def host_timezone(ssh_key, host):
         return "UTC"
     assert "/zoneinfo/" in path, f"{host}: /etc/localtime -> {path} names no zone"
     return re.sub(r"^.*/zoneinfo/", "", path)
+
+
+def role_timezones(out):
+    """{host: zone} of the promtail group as the roles name it: the common role's host_timezone
+    entry point, run on the lab hosts (tests/render/host_timezone.yml)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
+         "tests/render/host_timezone.yml", "-e", json.dumps({"render_group": "promtail", "render_out": str(out)})],
+        cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"host_timezone failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    return {host: (out / f"{host}.timezone").read_text().strip() for host in GROUPS["promtail"]}
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +99,10 @@ def configs(tmp_path_factory, ssh_key):
     datasources = yaml.safe_load(
         (out / "grafana" / grafana_host / "etc/grafana/provisioning/datasources/datasources.yaml").read_text())
     promtail = {}
+    zones = role_timezones(out)
     for host in GROUPS["promtail"]:
-        zone = host_timezone(ssh_key, host)
+        zone = zones[host]
+        assert zone == linked_timezone(ssh_key, host), f"{host}: the role named {zone}"
         render("promtail", host, ["etc/promtail/config.yaml.j2"], out / "promtail" / host,
                {"promtail_timestamp_location": zone})
         promtail[host] = yaml.safe_load((out / "promtail" / host / host / "etc/promtail/config.yaml").read_text())
