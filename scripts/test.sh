@@ -185,7 +185,9 @@ stage_lab() {
   local start=$SECONDS passed=0 failed=0
   LAB_STARTED=1
   if run ansible/lab/up.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-  if [ "$failed" -eq 0 ] && lab_step "$LOGS/deploy.log" ansible/lab/deploy.sh; then
+  # --diff: every template is new, so the log shows each whole file; test_secrets.py checks that
+  # no generated secret is among them.
+  if [ "$failed" -eq 0 ] && lab_step "$LOGS/deploy.log" ansible/lab/deploy.sh --diff; then
     lab_step "$LOGS/idempotence.log" ansible/lab/idempotence.sh || true
     # The README's configure-only run must find the release too, and change nothing.
     lab_step "$LOGS/idempotence-app-configure.log" ansible/lab/idempotence.sh --tags app_configure || true
@@ -200,6 +202,7 @@ stage_verify() {
   rm -f "$LOGS/pytest.xml"  # a run that writes none (pytest could not start) must not count an old one
   # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
   run env -C ansible/tests LAB_SWITCH_TEST="${LAB_SWITCH_TEST:-1}" \
+    LAB_DEPLOY_LOGS="$LOGS/deploy.log:$LOGS/idempotence.log:$LOGS/idempotence-app-configure.log" \
     "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" . || rc=$?
   read -r passed failed < <(junit_counts "$LOGS/pytest.xml")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
