@@ -1,10 +1,13 @@
 """Issue 19: every unit of the project has a memory bound (MemoryHigh below MemoryMax), the Collector's
-memory_limiter fits under its unit's bound, and the apps' log files are not world-readable."""
+memory_limiter fits under its unit's bound, the apps' log files are not world-readable, and a
+flood of one app instance gets fast 503s instead of restarting it."""
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS
+from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, http_get
 
 LOG_GROUP = "helidon-logs"  # common_app_log_group's default, which the lab inventory keeps
 
@@ -85,3 +88,48 @@ def test_app_logs_are_readable_by_the_log_group_only(hosts, placement):
     assert other.rc != 0 and "Permission denied" in other.stderr, (other.rc, other.stderr)
     member = host.run(f"setpriv --reuid=nobody --regid=nogroup --groups={LOG_GROUP} head -c 64 {log.path}")
     assert member.rc == 0 and member.stdout, (member.rc, member.stderr)
+
+
+# ---- a bounded flood of one instance (issue 19 point 6) ----------------------------------------
+
+FLOOD_APP = "app-b"        # not the /chain entry point, so the other tests' traffic is unaffected
+FLOOD = 300                # concurrent /random_sleep requests: 3x the role's app_max_concurrent_requests
+                           # (100), fewer than its app_max_tcp_connections (400)
+FLOOD_TIMEOUT = 30         # seconds per request: /random_sleep sleeps 5 s at most
+FAST = 2.0                 # seconds: a refusal comes well before /random_sleep's shortest sleep
+
+
+def _timed_get(url):
+    start = time.monotonic()
+    try:
+        status, _ = http_get(url, timeout=FLOOD_TIMEOUT)
+    except OSError as err:
+        status = f"{type(err).__name__}: {err}"
+    return status, time.monotonic() - start
+
+
+def test_a_flood_gets_fast_503s_and_the_unit_keeps_running(hosts):
+    name = next(h for h, a in APP_PLACEMENTS if a == FLOOD_APP)
+    host = hosts[name]
+    before = show(host, FLOOD_APP, "MainPID", "NRestarts")
+    url = app_url(FLOOD_APP, "/random_sleep")
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=FLOOD) as pool:
+        answers = list(pool.map(_timed_get, [url] * FLOOD, timeout=FLOOD_TIMEOUT + 30))
+    took = time.monotonic() - start
+    ok = [t for s, t in answers if s == 200]
+    refused = sorted(t for s, t in answers if s == 503)
+    other = [s for s, _ in answers if s not in (200, 503)]
+    print(f"{FLOOD} concurrent /random_sleep to {FLOOD_APP}: {len(ok)} x 200, {len(refused)} x 503 "
+          f"(median {refused[len(refused) // 2] * 1000 if refused else 0:.0f} ms, slowest "
+          f"{refused[-1] * 1000 if refused else 0:.0f} ms), {len(other)} other; {took:.1f} s")
+    assert not other, f"answers other than 200 or 503: {other[:5]}"
+    assert refused, "no request was refused: the flood did not reach the limit"
+    assert refused[-1] < FAST, f"the slowest 503 took {refused[-1]:.2f} s"
+    assert len(ok) >= 50, f"only {len(ok)} requests were served"
+    status, _ = http_get(app_url(FLOOD_APP, "/"), timeout=10)
+    assert status == 200, f"/ answered {status} after the flood"
+    after = show(host, FLOOD_APP, "MainPID", "NRestarts", "ActiveState")
+    assert after["ActiveState"] == "active"
+    assert (after["MainPID"], after["NRestarts"]) == (before["MainPID"], before["NRestarts"]), \
+        f"the unit restarted: {before} -> {after}"
