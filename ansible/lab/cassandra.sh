@@ -110,7 +110,8 @@ XML
 }
 
 # JVM options: the essentials of Cassandra's jvm-server.options and jvm17-server.options
-# (G1, and the module exports/opens Cassandra needs on Java 17).
+# (G1, and the module exports/opens Cassandra needs on Java 17). JMX only on 127.0.0.1 of node2's
+# namespace: cassandra.jmx.local.port, as cassandra-env.sh sets it with LOCAL_JMX=yes.
 jvm_options() {
   local conf=$CASSANDRA_STATE/conf m
   printf '%s\n' "-Xms$LAB_CASSANDRA_HEAP" "-Xmx$LAB_CASSANDRA_HEAP" -XX:+UseG1GC \
