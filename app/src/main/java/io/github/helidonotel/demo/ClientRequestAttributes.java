@@ -2,7 +2,6 @@ package io.github.helidonotel.demo;
 
 import java.util.List;
 
-import io.helidon.http.HeaderNames;
 import io.helidon.webclient.api.WebClientServiceRequest;
 import io.helidon.webclient.api.WebClientServiceResponse;
 
@@ -24,7 +23,7 @@ enum ClientRequestAttributes implements HttpClientAttributesGetter<WebClientServ
 
     @Override
     public List<String> getHttpRequestHeader(WebClientServiceRequest request, String name) {
-        return request.headers().all(HeaderNames.create(name), List::of);
+        return request.headers().all(HeaderNameCache.of(name), List::of);
     }
 
     @Override
@@ -36,7 +35,7 @@ enum ClientRequestAttributes implements HttpClientAttributesGetter<WebClientServ
     @Override
     public List<String> getHttpResponseHeader(WebClientServiceRequest request, WebClientServiceResponse response,
                                               String name) {
-        return response.headers().all(HeaderNames.create(name), List::of);
+        return response.headers().all(HeaderNameCache.of(name), List::of);
     }
 
     @Override
@@ -57,7 +56,7 @@ enum ClientRequestAttributes implements HttpClientAttributesGetter<WebClientServ
     @Override
     public void set(WebClientServiceRequest request, String key, String value) {
         if (request != null) {
-            request.headers().set(HeaderNames.create(key), value);
+            request.headers().set(HeaderNameCache.of(key), value);
         }
     }
 }

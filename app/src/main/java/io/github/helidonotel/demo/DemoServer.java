@@ -66,6 +66,11 @@ public final class DemoServer implements AutoCloseable {
                                               settings.targetTwo().baseUri());
         WebServer server = WebServer.builder()
                 .port(settings.port())
+                // Under a flood: requests beyond the limit get a 503 at once (Helidon answers it
+                // before routing, then closes the connection), connections beyond theirs wait in
+                // the accept queue; so neither can pile up in the heap.
+                .maxConcurrentRequests(settings.maxConcurrentRequests())
+                .maxTcpConnections(settings.maxTcpConnections())
                 .featuresDiscoverServices(false)
                 .addFeature(ObserveFeature.builder()
                                     .endpoint(OBSERVE_ENDPOINT)

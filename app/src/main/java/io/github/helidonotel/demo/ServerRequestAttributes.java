@@ -4,7 +4,6 @@ import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.List;
 
-import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.ServerRequest;
 import io.helidon.webserver.http.ServerResponse;
 
@@ -29,7 +28,7 @@ enum ServerRequestAttributes implements HttpServerAttributesGetter<ServerRequest
 
     @Override
     public List<String> getHttpRequestHeader(ServerRequest request, String name) {
-        return request.headers().all(HeaderNames.create(name), List::of);
+        return request.headers().all(HeaderNameCache.of(name), List::of);
     }
 
     @Override
@@ -39,7 +38,7 @@ enum ServerRequestAttributes implements HttpServerAttributesGetter<ServerRequest
 
     @Override
     public List<String> getHttpResponseHeader(ServerRequest request, ServerResponse response, String name) {
-        return response.headers().all(HeaderNames.create(name), List::of);
+        return response.headers().all(HeaderNameCache.of(name), List::of);
     }
 
     @Override
@@ -81,6 +80,6 @@ enum ServerRequestAttributes implements HttpServerAttributesGetter<ServerRequest
 
     @Override
     public String get(ServerRequest request, String key) {
-        return request == null ? null : request.headers().first(HeaderNames.create(key)).orElse(null);
+        return request == null ? null : request.headers().first(HeaderNameCache.of(key)).orElse(null);
     }
 }

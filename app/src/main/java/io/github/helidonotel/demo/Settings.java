@@ -35,6 +35,10 @@ import io.opentelemetry.sdk.trace.samplers.Sampler;
  * @param exportBatchSize spans sent in one export request ({@code OTEL_BSP_MAX_EXPORT_BATCH_SIZE})
  * @param sampler         which traces are recorded ({@code OTEL_TRACES_SAMPLER}, {@code OTEL_TRACES_SAMPLER_ARG};
  *                        see {@link TraceSampler})
+ * @param maxConcurrentRequests requests served at once ({@code MAX_CONCURRENT_REQUESTS}); Helidon answers
+ *                        any more at once with 503, before routing; {@link #NO_LIMIT} for none
+ * @param maxTcpConnections connections open at once ({@code MAX_TCP_CONNECTIONS}); Helidon accepts no
+ *                        more until one closes (they wait in the kernel's accept queue); {@link #NO_LIMIT} for none
  */
 public record Settings(ExportMode mode,
                        Optional<URI> exportEndpoint,
@@ -47,7 +51,9 @@ public record Settings(ExportMode mode,
                        Duration exportDelay,
                        int exportQueueSize,
                        int exportBatchSize,
-                       Sampler sampler) {
+                       Sampler sampler,
+                       int maxConcurrentRequests,
+                       int maxTcpConnections) {
     /** Spans reach the backend about a second after they end, quick enough to follow in the UI. */
     static final Duration DEFAULT_EXPORT_DELAY = Duration.ofSeconds(1);
     /**
@@ -61,6 +67,21 @@ public record Settings(ExportMode mode,
     static final int DEFAULT_EXPORT_QUEUE_SIZE = 8192;
     /** The SDK's default. */
     static final int DEFAULT_EXPORT_BATCH_SIZE = 512;
+    /** Helidon's value for "no limit" of requests or connections. */
+    static final int NO_LIMIT = -1;
+    /**
+     * Far above what the demo's traffic needs (the benchmark keeps 16 requests in flight), and low
+     * enough that a flood of {@code /random_sleep} or {@code /chain}, whose requests wait seconds,
+     * gets fast 503s instead of piling up requests until the 64 MiB heap runs out.
+     */
+    static final int DEFAULT_MAX_CONCURRENT_REQUESTS = 100;
+    /**
+     * Bounds the memory idle or slow connections hold (Helidon keeps an idle one 5 minutes). More
+     * than {@link #DEFAULT_MAX_CONCURRENT_REQUESTS}: each HTTP/1.1 connection carries one request
+     * at a time, so with fewer connections than requests allowed the request limit would never
+     * answer 503, and excess requests would wait for a connection instead.
+     */
+    static final int DEFAULT_MAX_TCP_CONNECTIONS = 400;
 
     /**
      * Every {@code OTEL_*} variable this service reads. The specification has many more, which an
@@ -89,6 +110,15 @@ public record Settings(ExportMode mode,
 
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1);
         String serviceName = nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app"));
+        int maxConcurrentRequests = limit(env, "MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
+        int maxTcpConnections = limit(env, "MAX_TCP_CONNECTIONS", DEFAULT_MAX_TCP_CONNECTIONS);
+        if (maxTcpConnections != NO_LIMIT && maxConcurrentRequests != NO_LIMIT
+                && maxTcpConnections <= maxConcurrentRequests) {
+            throw new SettingsException("MAX_TCP_CONNECTIONS", Integer.toString(maxTcpConnections),
+                                        "more than MAX_CONCURRENT_REQUESTS (" + maxConcurrentRequests
+                                        + "), or -1 for no limit: with fewer connections than requests allowed,"
+                                        + " excess requests wait for a connection instead of getting a fast 503");
+        }
         return new Settings(mode,
                             endpoint,
                             port("EXPOSE_PORT", env.getOrDefault("EXPOSE_PORT", "8000")),
@@ -101,7 +131,9 @@ public record Settings(ExportMode mode,
                                                      DEFAULT_EXPORT_DELAY.toMillis(), 0)),
                             exportQueueSize,
                             exportBatchSize(env, exportQueueSize),
-                            TraceSampler.fromEnvironment(env));
+                            TraceSampler.fromEnvironment(env),
+                            maxConcurrentRequests,
+                            maxTcpConnections);
     }
 
     /**
@@ -205,6 +237,19 @@ public record Settings(ExportMode mode,
             return number;
         } catch (NumberFormatException e) {
             throw new SettingsException(variable, value, accepted);
+        }
+    }
+
+    /** A limit in {@code variable}: a whole number, 1 or more, or -1 for none; {@code fallback} when unset or blank. */
+    private static int limit(Map<String, String> env, String variable, int fallback) {
+        String value = env.get(variable);
+        if (value != null && value.strip().equals(Integer.toString(NO_LIMIT))) {
+            return NO_LIMIT;
+        }
+        try {
+            return (int) number(env, variable, fallback, 1);
+        } catch (SettingsException e) {
+            throw new SettingsException(variable, value, "a whole number, 1 or more, or -1 for no limit");
         }
     }
 

@@ -32,6 +32,32 @@ class SettingsTest {
         assertThat(settings.exportDelay(), is(Duration.ofSeconds(1)));
         assertThat(settings.exportQueueSize(), is(8192));
         assertThat(settings.exportBatchSize(), is(512));
+        assertThat(settings.maxConcurrentRequests(), is(100));
+        assertThat(settings.maxTcpConnections(), is(400));
+    }
+
+    @Test
+    void floodLimitsAreReadAndMinusOneLiftsThem() {
+        Settings settings = Settings.fromEnvironment(Map.of("MAX_CONCURRENT_REQUESTS", "8",
+                                                            "MAX_TCP_CONNECTIONS", " 64 "));
+        assertThat(settings.maxConcurrentRequests(), is(8));
+        assertThat(settings.maxTcpConnections(), is(64));
+        Settings unlimited = Settings.fromEnvironment(Map.of("MAX_CONCURRENT_REQUESTS", "-1",
+                                                             "MAX_TCP_CONNECTIONS", "-1"));
+        assertThat(unlimited.maxConcurrentRequests(), is(Settings.NO_LIMIT));
+        assertThat(unlimited.maxTcpConnections(), is(Settings.NO_LIMIT));
+        assertThat("connections without limit, requests limited",
+                   Settings.fromEnvironment(Map.of("MAX_TCP_CONNECTIONS", "-1")).maxConcurrentRequests(), is(100));
+    }
+
+    @Test
+    void fewerConnectionsThanRequestsAreRefusedSinceNoRequestWouldGetA503() {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MAX_CONCURRENT_REQUESTS", "500")));
+        assertThat(error.getMessage(), containsString(
+                "invalid MAX_TCP_CONNECTIONS='400': expected more than MAX_CONCURRENT_REQUESTS (500), or -1"));
+        assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MAX_CONCURRENT_REQUESTS", "10", "MAX_TCP_CONNECTIONS", "10")));
     }
 
     @Test
@@ -92,6 +118,9 @@ class SettingsTest {
             "OTEL_BSP_SCHEDULE_DELAY | -5                 | invalid OTEL_BSP_SCHEDULE_DELAY='-5'",
             "OTEL_BSP_MAX_QUEUE_SIZE | 0                  | invalid OTEL_BSP_MAX_QUEUE_SIZE='0': expected a whole number, 1 or more",
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE | 10000       | invalid OTEL_BSP_MAX_EXPORT_BATCH_SIZE='10000': expected a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (8192)",
+            "MAX_CONCURRENT_REQUESTS | 0                  | invalid MAX_CONCURRENT_REQUESTS='0': expected a whole number, 1 or more, or -1 for no limit",
+            "MAX_CONCURRENT_REQUESTS | many               | invalid MAX_CONCURRENT_REQUESTS='many'",
+            "MAX_TCP_CONNECTIONS | -2                    | invalid MAX_TCP_CONNECTIONS='-2': expected a whole number, 1 or more, or -1 for no limit",
             "OTEL_TRACES_SAMPLER | jaeger_remote         | invalid OTEL_TRACES_SAMPLER='jaeger_remote': expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
     })
     void badValuesAreRejectedWithTheVariableValueAndAcceptedValues(String variable, String value, String message) {

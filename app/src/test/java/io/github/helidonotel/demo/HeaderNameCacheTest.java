@@ -1,0 +1,31 @@
+package io.github.helidonotel.demo;
+
+import io.helidon.http.HeaderNames;
+import io.helidon.http.WritableHeaders;
+
+import org.junit.jupiter.api.Test;
+
+import static org.hamcrest.MatcherAssert.assertThat;
+import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.sameInstance;
+
+class HeaderNameCacheTest {
+
+    @Test
+    void aNameIsMadeOnceAndFindsItsHeaderInAnyCase() {
+        assertThat(HeaderNameCache.of("x-cache-test"), sameInstance(HeaderNameCache.of("x-cache-test")));
+        assertThat("Helidon's own constant for a name it knows",
+                   HeaderNameCache.of("host"), sameInstance(HeaderNames.HOST));
+        WritableHeaders<?> headers = WritableHeaders.create().set(HeaderNames.create("Traceparent"), "00-a-b-01");
+        assertThat(headers.first(HeaderNameCache.of("traceparent")).orElseThrow(), is("00-a-b-01"));
+        assertThat(headers.first(HeaderNameCache.of("TRACEPARENT")).orElseThrow(), is("00-a-b-01"));
+    }
+
+    @Test
+    void namesBeyondTheBoundAreStillRightJustNotKept() {
+        for (int i = 0; i < 200; i++) {
+            assertThat(HeaderNameCache.of("X-Name-" + i).lowerCase(), is("x-name-" + i));
+        }
+        assertThat(HeaderNameCache.of("X-Name-199"), is(HeaderNames.create("x-name-199")));
+    }
+}
