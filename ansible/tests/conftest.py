@@ -5,6 +5,7 @@ Run from the repository root after ansible/lab/up.sh and ansible/lab/deploy.sh:
 The hosts, their addresses and app instances come from the lab inventory itself (rendered by
 ansible), the SSH key and network settings from ansible/lab/lab.env.
 """
+import base64
 import json
 import os
 import subprocess
@@ -188,3 +189,17 @@ def deploy_lab(*args, timeout=1200):
     returns the CompletedProcess, whatever its exit status."""
     return subprocess.run([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args],
                           capture_output=True, text=True, timeout=timeout)
+
+
+# Secrets the roles generate on the controller for the lab inventory (their *_file defaults).
+SECRETS_DIR = Path(os.environ["HOME"]) / ".config" / "helidon-otel-vms" / INVENTORY.parent.name
+
+
+def prometheus_auth_header(user="admin", password=None):
+    """Authorization header for Prometheus's basic auth (role prometheus, its defaults: user
+    admin, the password generated on the controller)."""
+    if password is None:
+        password = (SECRETS_DIR / "prometheus-password").read_text().strip()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+

@@ -52,7 +52,9 @@ RENDER = {
         "systemd/grafana.service.j2",
     ]),
     "otel_collector": ("otel_collector", ["etc/otel-collector/config.yaml.j2"]),
-    "prometheus": ("prometheus", ["etc/prometheus/prometheus.yml.j2"]),
+    "prometheus": ("prometheus", ["etc/prometheus/prometheus.yml.j2", "etc/prometheus/web.yml.j2",
+                                  "systemd/prometheus.service.j2"]),
+    "jaeger": ("jaeger_query", ["etc/jaeger/query.yaml.j2"]),
     "alloy": ("promtail", ["etc/alloy/config.alloy.j2", "systemd/alloy.service.j2"]),
 }
 # Python-only regex syntax that RE2 (Promtail, Grafana) rejects.
@@ -62,8 +64,11 @@ NOT_RE2 = [r"(?=", r"(?!", r"(?<=", r"(?<!", r"(?>", r"\1", r"(?P="]
 def render(role, out, **overrides):
     group, templates = RENDER[role]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
+    # Secrets the roles generate on the controller go to the output folder, not to the
+    # inventory's folder under ~/.config (test_web_auth_config.py reads them there).
     extra = {"render_role": role, "render_group": group, "render_out": str(out),
-             "render_templates": templates, "spm_enabled": True, "logs_enabled": True, **overrides}
+             "render_templates": templates, "spm_enabled": True, "logs_enabled": True,
+             "prometheus_web_password_file": str(out / "prometheus-password"), **overrides}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
          "tests/render/render.yml", "-e", json.dumps(extra)],
@@ -105,7 +110,8 @@ def inventory_groups():
 YAML_FILES = ["etc/loki/config.yaml", "etc/promtail/config.yaml",
               "etc/grafana/provisioning/datasources/datasources.yaml",
               "etc/grafana/provisioning/dashboards/dashboards.yaml",
-              "etc/otel-collector/config.yaml", "etc/prometheus/prometheus.yml"]
+              "etc/otel-collector/config.yaml", "etc/prometheus/prometheus.yml",
+              "etc/prometheus/web.yml", "etc/jaeger/query.yaml"]
 UNITS = {"loki": "loki", "promtail": "promtail", "grafana": "grafana", "alloy": "alloy"}
 
 
@@ -127,6 +133,42 @@ def test_grafana_ini_parses_and_is_locked_down(rendered):
     assert password != "admin" and password.startswith("$__file{/"), password
     assert ini["users"]["allow_sign_up"] == "false"
     assert ini["paths"]["provisioning"].endswith("/provisioning")
+
+
+# Grafana's expander syntax in grafana.ini and provisioning files (pkg/setting/expanders.go):
+# $__file{<path>} is replaced by the file's content, trimmed.
+GRAFANA_FILE_EXPANDER = re.compile(r"\$__file\{([^}]+)\}")
+# The secret_key of Grafana's conf/defaults.ini: public, so it protects nothing.
+GRAFANA_DEFAULT_SECRET_KEY = "SW2YcwTIb9zpOOhoPsMm"
+
+
+def role_tasks(role, name="configure"):
+    return yaml.safe_load((ANSIBLE_DIR / f"roles/{role}/tasks/{name}.yml").read_text())
+
+
+def task_writing(role, dest_suffix):
+    """The copy task of a role's configure.yml whose dest ends with dest_suffix."""
+    found = [t for t in role_tasks(role) if str(t.get("ansible.builtin.copy", {}).get("dest", "")).endswith(dest_suffix)]
+    assert len(found) == 1, f"{role}: {len(found)} copy tasks write *{dest_suffix}"
+    return found[0]
+
+
+def test_grafana_secret_key_is_generated_not_the_default(rendered):
+    """secret_key comes from a file the role writes from a key generated on the controller; the
+    ini holds no secret and never Grafana's public default."""
+    _, f = one(rendered, "etc/grafana/grafana.ini")
+    ini = configparser.ConfigParser(interpolation=None, strict=True)
+    ini.read_string(f.read_text())
+    key = ini["security"]["secret_key"]
+    assert GRAFANA_DEFAULT_SECRET_KEY not in f.read_text()
+    (path,) = GRAFANA_FILE_EXPANDER.fullmatch(key).groups()
+    assert path == "/etc/grafana/secret-key"
+    task = task_writing("grafana", "/secret-key")
+    assert task["no_log"] is True and task["diff"] is False
+    assert task["ansible.builtin.copy"]["mode"] == "0640"
+    assert "grafana_secret_key_effective" in task["ansible.builtin.copy"]["content"]
+    derived = yaml.safe_load((ANSIBLE_DIR / "roles/grafana/vars/main.yml").read_text())["grafana_secret_key_effective"]
+    assert "ansible.builtin.password" in derived and "grafana_secret_key_file" in derived
 
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
@@ -167,6 +209,62 @@ def test_loki_filesystem_storage_and_retention(rendered):
     assert cfg["compactor"]["retention_enabled"] is True
     assert re.fullmatch(r"\d+h", cfg["limits_config"]["retention_period"])
     assert cfg["compactor"]["delete_request_store"] == "filesystem"
+
+
+# Loki 3.7's sizes (flagext.ByteSize: datasize, upper-cased) and the deletion modes it knows
+# (pkg/compactor/deletionmode).
+LOKI_SIZE = re.compile(r"(\d+)(B|KB|MB|GB)", re.I)
+LOKI_DELETION_MODES = {"disabled", "filter-only", "filter-and-delete"}
+
+
+def loki_bytes(size):
+    number, unit = LOKI_SIZE.fullmatch(str(size)).groups()
+    return int(number) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[unit.upper()]
+
+
+def test_loki_deletion_api_is_off(rendered):
+    """Loki 3.7 registers /loki/api/v1/delete (and the compactor's delete requests) whenever
+    retention is on, each behind a per-tenant check of limits_config.deletion_mode: `disabled`
+    answers 403. Its default is filter-and-delete, so the setting must be there. Loki is not
+    run here: this checks the rendered config, not a running Loki."""
+    _, f = one(rendered, "etc/loki/config.yaml")
+    cfg = load_yaml(f)
+    assert cfg["limits_config"]["deletion_mode"] == "disabled"
+    assert cfg["compactor"]["retention_enabled"] is True  # retention does not use the API
+    assert "allow_deletes" not in cfg["compactor"]  # deprecated, ignored by Loki 3
+    spec = yaml.safe_load((ANSIBLE_DIR / "roles/loki/meta/argument_specs.yml").read_text())
+    assert set(spec["argument_specs"]["main"]["options"]["loki_deletion_mode"]["choices"]) == LOKI_DELETION_MODES
+
+
+def test_loki_deletion_mode_is_a_variable(tmp_path):
+    render("loki", tmp_path, loki_deletion_mode="filter-only")
+    _, f = one(tmp_path, "etc/loki/config.yaml")
+    assert load_yaml(f)["limits_config"]["deletion_mode"] == "filter-only"
+
+
+def test_loki_ingestion_is_bounded(rendered):
+    _, f = one(rendered, "etc/loki/config.yaml")
+    limits = load_yaml(f)["limits_config"]
+    assert 0 < limits["ingestion_rate_mb"] <= limits["ingestion_burst_size_mb"]
+    rate, burst = loki_bytes(limits["per_stream_rate_limit"]), loki_bytes(limits["per_stream_rate_limit_burst"])
+    assert 0 < rate <= burst
+    assert rate <= limits["ingestion_rate_mb"] << 20, "a stream may not outrun its tenant"
+    assert 0 < loki_bytes(limits["max_line_size"]) <= 1 << 20
+    assert isinstance(limits["max_line_size_truncate"], bool)
+    assert limits["max_global_streams_per_user"] > 0  # 0 would be no limit
+    assert limits["reject_old_samples"] is True
+    assert limits["reject_old_samples_max_age"] == limits["retention_period"]
+
+
+def test_loki_limits_are_variables(tmp_path):
+    render("loki", tmp_path, loki_ingestion_rate_mb=2, loki_ingestion_burst_size_mb=4,
+           loki_per_stream_rate_limit="512KB", loki_max_line_size="64KB", loki_max_global_streams_per_user=50)
+    _, f = one(tmp_path, "etc/loki/config.yaml")
+    limits = load_yaml(f)["limits_config"]
+    assert (limits["ingestion_rate_mb"], limits["ingestion_burst_size_mb"]) == (2, 4)
+    assert loki_bytes(limits["per_stream_rate_limit"]) == 512 << 10
+    assert loki_bytes(limits["max_line_size"]) == 64 << 10
+    assert limits["max_global_streams_per_user"] == 50
 
 
 # ---- Promtail ---------------------------------------------------------------------------------
@@ -408,6 +506,21 @@ def test_prometheus_datasource_is_not_deleted_when_spm_is_on(rendered):
     names = {d["name"] for d in cfg["datasources"]}
     assert "Prometheus" in names
     assert not names & {d["name"] for d in cfg.get("deleteDatasources") or []}
+
+
+def test_prometheus_datasource_logs_in_with_basic_auth(rendered):
+    """Prometheus answers only with its web config's user and password: the datasource sends
+    them, the password read from a file the role writes (a single `$`: Grafana's $__file
+    expander, not an escaped literal)."""
+    prom = datasources(rendered)["prometheus"]
+    assert prom["basicAuth"] is True and prom["basicAuthUser"] == "admin"
+    (path,) = GRAFANA_FILE_EXPANDER.fullmatch(prom["secureJsonData"]["basicAuthPassword"]).groups()
+    assert path == "/etc/grafana/prometheus-password"
+    assert "basicAuthPassword" not in prom.get("jsonData", {}), "a password in jsonData is stored unencrypted"
+    task = task_writing("grafana", "/prometheus-password")
+    assert task["no_log"] is True and task["diff"] is False
+    assert "grafana_prometheus_password_effective" in task["ansible.builtin.copy"]["content"]
+    assert task["when"] == "grafana_prometheus_enabled | bool"
 
 
 def test_datasource_urls_follow_the_inventory(rendered):

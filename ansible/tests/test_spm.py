@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ANSIBLE_DIR, APP_PLACEMENTS, INVENTORY, INVENTORY_HOSTS, app_url, deploy_lab, http_get
+from conftest import (ANSIBLE_DIR, APP_PLACEMENTS, INVENTORY, INVENTORY_HOSTS, app_url, deploy_lab, http_get,
+                      prometheus_auth_header)
 
 ROOT = ANSIBLE_DIR.parent
 SERVICES = ["app-a", "app-b", "app-c"]
@@ -57,7 +58,7 @@ def addr(host):
 
 def prometheus_query(promql):
     url = f"http://{addr(PROMETHEUS_HOST)}:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    status, body = http_get(url)
+    status, body = http_get(url, headers=prometheus_auth_header())
     assert status == 200, f"Prometheus answered {status}: {body[:300]}"
     return json.loads(body)["data"]["result"]
 
@@ -209,6 +210,8 @@ def test_switching_spm_off_and_on_converges(hosts):
         "otel_collector : Restart otel-collector",
         "jaeger : Render the UI config of jaeger-query (Monitor menu when spm is on)",
         "jaeger : Render and validate the config of jaeger-query",
+        "jaeger : Write the Prometheus password of jaeger-query (Monitor tab)",
+        "jaeger : Remove the Prometheus password of jaeger-query (no SPM)",
         "jaeger : Restart jaeger-query",
     }
     try:
