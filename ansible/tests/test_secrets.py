@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SECRETS_DIR = Path.home() / ".config" / "helidon-otel-vms" / "lab"
+from conftest import SECRETS_DIR
 LOGS = [Path(p) for p in os.environ.get("LAB_DEPLOY_LOGS", "").split(":") if p]
 
 
