@@ -6,10 +6,12 @@
 #   2 lint       ansible-lint (production profile), argument specs = defaults, lab versions =
 #                role defaults, and ansible-playbook --syntax-check
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
-#   4 lab        lab-up, deploy, deploy again and a configure-only run (both must report
+#   4 lab        lab-up, deploy (--diff), deploy again and a configure-only run (both must report
 #                changed=0 everywhere); not run when the artifacts stage failed
 #   5 verify     pytest on the lab: units, users, ports, /chain, log correlation, reboot,
 #                the tracing pipeline in all four modes, SPM and its on/off switch (ansible/tests)
+#                the defences: firewall, Cassandra and Prometheus logins, memory bounds, log modes,
+#                a flood, no secret in the first deploy's --diff log
 #   6 lab-down   always, pass or fail
 # Prints "<stage>: N passed, N failed" per stage, then the total, and exits non-zero on failure.
 # TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
