@@ -189,6 +189,22 @@ def test_from_an_outsider_only_ssh_and_the_apps_answer(host, listen_sets, outsid
         f"{host} from {outsider}: open {result['open']}, expected {sorted(public_ports(host))}"
 
 
+def test_switch_defaults_follow_the_roles():
+    """No lab needed: each on/off switch the firewall reads (vars/main.yml, firewall_services) falls
+    back to the same default as the role's own defaults/main.yml, so both decide alike."""
+    import yaml
+    roles = ANSIBLE_DIR / "roles"
+    services = yaml.safe_load((roles / "firewall" / "vars" / "main.yml").read_text())["firewall_services"]
+    switches = [(s["role"], s["switch"], s["switch_default"]) for s in services if "switch" in s]
+    assert len(switches) >= 8, switches
+    for role, switch, default in switches:
+        assert yaml.safe_load((roles / role / "defaults" / "main.yml").read_text())[switch] == default, (role, switch)
+    for service in services:
+        own = yaml.safe_load((roles / service["role"] / "defaults" / "main.yml").read_text())
+        for port in service["ports"]:
+            assert isinstance(own[port["var"]], int), f"{service['role']}: {port['var']} is not a plain number"
+
+
 def backend_checks():
     """(from host, to host, port, should answer, what): backend ports between the lab's hosts."""
     checks = []
