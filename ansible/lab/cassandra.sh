@@ -39,7 +39,12 @@ WORK=""
 cleanup() { [[ -z $WORK ]] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cql_answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$CASSANDRA_ADDR/$CQL_PORT" 2>/dev/null; }
+# Asked from inside the host's network namespace, as the host itself would: its firewall (role
+# firewall) accepts CQL from the cluster's hosts only, not from the bridge.
+cql_answers() {
+  ip netns exec "$(host_netns "$LAB_CASSANDRA_HOST")" \
+    timeout 2 bash -c "exec 3<>/dev/tcp/$CASSANDRA_ADDR/$CQL_PORT" 2>/dev/null
+}
 
 find_java17() {
   local j

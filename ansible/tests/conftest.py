@@ -8,6 +8,7 @@ ansible), the SSH key and network settings from ansible/lab/lab.env.
 import base64
 import json
 import os
+import shlex
 import subprocess
 import sys
 import urllib.error
@@ -171,6 +172,18 @@ def http_get(url, headers=None, timeout=10):
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode(errors="replace")
+
+
+def http_get_on(host_addr, url, timeout=10):
+    """(status, body) of a GET made with curl on a lab host over SSH: the backend ports (metrics,
+    health) accept the cluster's hosts only (role firewall), not the controller. Raises OSError
+    when curl gets no HTTP answer."""
+    res = ssh(host_addr, SETTINGS["ssh_key"],
+              f"curl -sS --max-time {int(timeout)} -o - -w '\\n%{{http_code}}' {shlex.quote(url)}", timeout=timeout + 30)
+    body, _, status = res.stdout.rpartition("\n")
+    if res.returncode != 0 or not status.isdigit() or status == "000":
+        raise OSError(f"GET {url} on {host_addr}: curl exit {res.returncode}: {res.stderr.strip()}")
+    return int(status), body
 
 
 def env_file(host, app):

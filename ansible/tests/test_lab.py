@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import app_url, deploy_lab, env_file, http_get, ssh
+from conftest import app_url, deploy_lab, env_file, http_get, http_get_on, ssh
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -245,7 +245,8 @@ def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(invento
     finally:
         good = deploy_lab(*configure_collector)
     assert good.returncode == 0, f"the deploy with the default health port failed:\n{good.stdout[-3000:]}"
-    assert http_get(f"http://{addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
+    # On the Collector's host: its health port is open to the cluster's hosts only (role firewall).
+    assert http_get_on(addr, f"http://{addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
 
 
 def wait_for(predicate, timeout, what):

@@ -23,11 +23,12 @@ import secrets
 import shlex
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
-                      env_file, fetch_chain_trace, http_get, query_url, ssh)
+                      env_file, fetch_chain_trace, http_get, http_get_on, query_url, ssh)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -143,7 +144,8 @@ def metric_sum(url, name, **labels):
     """Sum of the samples of a Prometheus text-format counter whose labels include `labels`.
     The counter may carry the `_total` suffix or not: the Collector's own telemetry leaves it
     off, Jaeger's adds it."""
-    status, body = http_get(url, timeout=10)
+    # Read on the service's own host: its metrics port is open to the cluster's hosts only.
+    status, body = http_get_on(urllib.parse.urlsplit(url).hostname, url, timeout=10)
     assert status == 200, f"{url}: HTTP {status}"
     total = 0.0
     for line in body.splitlines():

@@ -33,7 +33,10 @@ enter_host_cgroup "$host"
 # machines CAP_SYS_RESOURCE: nspawn says "Some capabilities will not be set"). So the containers
 # cannot raise hard rlimits above the host's (e.g. 20000 open files); systemd clamps a unit's
 # LimitNOFILE= to that instead of failing. Hardened units (ProtectSystem=, PrivateTmp=, ...)
-# work as on a VM.
+# work as on a VM. Plus CAP_NET_ADMIN, which nspawn grants with --private-network but not with
+# --network-namespace-path: the firewall role loads its nftables table with it. It acts on the
+# container's own network namespace only (node2's holds the lab's Cassandra too, so node2's
+# rules filter it as they would on a VM).
 # The host mounts cgroup v1 controllers plus cgroup2 at /sys/fs/cgroup/unified ("hybrid");
 # nspawn hands the container a cgroup2 hierarchy of its own (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
 # because trixie's systemd no longer boots on cgroup v1. It is rooted at the cgroup this script
@@ -43,7 +46,7 @@ boot_once() {
     --register=no --keep-unit --boot --directory="$root" --machine="$host" \
     --network-namespace-path="/run/netns/$(host_netns "$host")" \
     --resolv-conf=off --timezone=off --link-journal=no --console=read-only \
-    --setenv=SYSTEMD_COLORS=0 &
+    --capability=CAP_NET_ADMIN --setenv=SYSTEMD_COLORS=0 &
   child=$!
   echo "$child" >"$LAB_STATE/$host.nspawn.pid"
   local rc=0
