@@ -127,19 +127,10 @@ class FloodIT {
     }
 
     private void awaitHealthy(int port) throws Exception {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (System.nanoTime() < deadline) {
-            try {
-                if (Instances.get(port, "/observe/health").statusCode() / 100 == 2) {
-                    return;
-                }
-            } catch (IOException notYetListening) {
-                // retry until the deadline
-            }
-            Thread.sleep(200);
+        if (!Instances.awaitHealthy(port, WAIT)) {
+            throw new AssertionError("instance on port " + port + " not healthy within " + WAIT + ": "
+                                             + Files.readString(logs.resolve("flood.out")));
         }
-        throw new AssertionError("instance on port " + port + " not healthy within " + WAIT + ": "
-                                         + Files.readString(logs.resolve("flood.out")));
     }
 
     /** A request's status (-1: no response) and how long it took. */

@@ -37,6 +37,25 @@ final class Instances {
         return HTTP.send(request.build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    /**
+     * Waits until the instance on loopback {@code port} answers its health check with 2xx; false
+     * when it has not within {@code wait} (the caller says what to show then).
+     */
+    static boolean awaitHealthy(int port, Duration wait) throws InterruptedException {
+        long deadline = System.nanoTime() + wait.toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                if (get(port, "/observe/health").statusCode() / 100 == 2) {
+                    return true;
+                }
+            } catch (IOException notYetListening) {
+                // retry until the deadline
+            }
+            Thread.sleep(200);
+        }
+        return false;
+    }
+
     /** A fresh, valid W3C trace id (32 lower-case hex digits, not all zero). */
     static String newTraceId() {
         byte[] bytes = new byte[16];

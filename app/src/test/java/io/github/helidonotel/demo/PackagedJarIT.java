@@ -354,18 +354,9 @@ class PackagedJarIT {
     }
 
     private static void awaitHealthy(int port) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (System.nanoTime() < deadline) {
-            try {
-                if (Instances.get(port, "/observe/health").statusCode() / 100 == 2) {
-                    return;
-                }
-            } catch (IOException notYetListening) {
-                // retry until the deadline
-            }
-            Thread.sleep(200);
+        if (!Instances.awaitHealthy(port, WAIT)) {
+            throw new AssertionError("instance on port " + port + " not healthy within " + WAIT);
         }
-        throw new AssertionError("instance on port " + port + " not healthy within " + WAIT);
     }
 
     /** How many lines of {@code log} report a failed export (the SDK's "Failed to export spans. …"). */
