@@ -206,8 +206,8 @@ def deploy(*args):
                     reason="redeploys the lab twice (about 4 minutes): set LAB_SWITCH_TEST=1")
 def test_switching_spm_off_and_on_converges(hosts):
     """spm_enabled false: only the SPM parts change (Prometheus stopped and disabled, collector
-    and jaeger-query without SPM settings); true again restores them, and a further run is a
-    no-op for every host."""
+    and jaeger-query without SPM settings, their ports closed in the firewall); true again
+    restores them, and a further run is a no-op for every host."""
     spm_parts = {
         "otel_collector : Render the collector config (validated by otelcol-contrib before it replaces the live one)",
         "otel_collector : Restart otel-collector",
@@ -216,6 +216,9 @@ def test_switching_spm_off_and_on_converges(hosts):
         "jaeger : Write the Prometheus password of jaeger-query (Monitor tab)",
         "jaeger : Remove the Prometheus password of jaeger-query (no SPM)",
         "jaeger : Restart jaeger-query",
+        # the firewall closes (and then opens again) Prometheus's and the span metrics' ports
+        "firewall : Render the project's table (checked with nft -c before it replaces the live file)",
+        "firewall : Reload nftables",
     }
     try:
         _, changed = deploy("-e", "spm_enabled=false")
