@@ -13,7 +13,9 @@
 #   traced     every span recorded and exported over OTLP/HTTP to a local sink (three instances,
 #              `/` and `/chain`);
 #   none-again a second MODE=none instance: it differs from the first in nothing, so the spread
-#              of its ratio to MODE=none shows how large a difference the noise alone makes.
+#              of its ratio to MODE=none shows how large a difference the noise alone makes;
+#   other      only when BENCH_OTHER_JAR names another build of the app: traced as `traced`, but
+#              from that jar, to compare a change (scripts/bench-handwritten.sh uses it).
 # The speed of this shared 2-core VM drifts by up to 1.5x within minutes, which swamps the
 # differences measured here when each variant gets one long run in turn. So every instance of
 # every variant is started (and warmed up) first, then `/` is measured in short runs that take
@@ -35,7 +37,12 @@ BASE_PORT=${BENCH_BASE_PORT:-18100}
 FLOOR_SPANS=${BENCH_FLOOR_SPANS:-200000}
 SINK_PORT=$((BASE_PORT + 98))
 CLOSED_PORT=$((BASE_PORT + 99))  # nothing listens here: the endpoint of variants that export nothing
+OTHER_JAR=${BENCH_OTHER_JAR:-}
 VARIANTS=(none unsampled sampled recorded traced none-again)
+if [ -n "$OTHER_JAR" ]; then
+  [ -f "$OTHER_JAR" ] || { echo "bench: BENCH_OTHER_JAR $OTHER_JAR is not a file" >&2; exit 1; }
+  VARIANTS+=(other)
+fi
 WORK=$(mktemp -d)
 pids=()
 
@@ -80,7 +87,7 @@ command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y 
 JAVA_HOME=$(scripts/java-home.sh)
 [ -f app/target/app.jar ] || scripts/build-app.sh
 
-# Variant number k (0-5) has its instances on ports BASE_PORT + 10k + 1, + 2, + 3.
+# Variant number k (0-6) has its instances on ports BASE_PORT + 10k + 1, + 2, + 3.
 port_of() {  # port_of <variant> <instance 1-3>
   local k
   for k in "${!VARIANTS[@]}"; do
@@ -89,7 +96,7 @@ port_of() {  # port_of <variant> <instance 1-3>
 }
 
 start_instance() {  # start_instance <variant> <instance 1-3> -> pid on stdout
-  local variant=$1 i=$2 tracing
+  local variant=$1 i=$2 tracing jar=app/target/app.jar
   local names=([1]=app-a [2]=app-b [3]=app-c)
   case "$variant" in
     none | none-again) tracing=(MODE=none) ;;
@@ -99,12 +106,13 @@ start_instance() {  # start_instance <variant> <instance 1-3> -> pid on stdout
                       OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG="$SAMPLE_RATIO") ;;
     recorded) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$CLOSED_PORT/v1/traces"
                        OTEL_BSP_MAX_QUEUE_SIZE=1 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1) ;;
-    traced) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces") ;;
+    traced | other) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces") ;;
   esac
+  if [ "$variant" = other ]; then jar=$OTHER_JAR; fi
   # shellcheck disable=SC2086  # JVM_OPTS is a list of options
   env -i PATH="$PATH" "${tracing[@]}" OTEL_SERVICE_NAME="${names[i]}" EXPOSE_PORT="$(port_of "$variant" "$i")" \
       TARGET_ONE_HOST="127.0.0.1:$(port_of "$variant" 2)" TARGET_TWO_HOST="127.0.0.1:$(port_of "$variant" 3)" \
-      "$JAVA_HOME/bin/java" $JVM_OPTS -jar app/target/app.jar >"$WORK/$variant-${names[i]}.log" 2>&1 &
+      "$JAVA_HOME/bin/java" $JVM_OPTS -jar "$jar" >"$WORK/$variant-${names[i]}.log" 2>&1 &
   echo $!
 }
 
@@ -210,7 +218,8 @@ done
 # Stop everything, so that the logs hold the batch processors' last words: a span they dropped
 # (queue full) was never encoded or sent, so a figure with drops flatters tracing.
 stop_all
-for variant in sampled traced; do
+for variant in sampled traced other; do
+  [ -f "$WORK/$variant-app-a.log" ] || continue
   cat "$WORK/$variant"-app-?.log | sed -n 's/.*dropped \([0-9]*\) span.*/\1/p' |
     awk '{ s += $1 } END { print s + 0 }' >"$WORK/$variant.dropped"
 done
@@ -232,7 +241,8 @@ median_row() {  # median_row <file>: the row whose first column (req/s) is the m
 
 declare -A rps p99 cpu export_cpu jvm_cpu machine_cpu floor title
 title=([none]="MODE=none" [unsampled]="unsampled (always_off)" [sampled]="sampled ($SAMPLE_RATIO)"
-       [recorded]="recorded, not exported" [traced]="traced (OTLP/HTTP)" [none-again]="MODE=none again")
+       [recorded]="recorded, not exported" [traced]="traced (OTLP/HTTP)" [none-again]="MODE=none again"
+       [other]="traced, BENCH_OTHER_JAR")
 for v in "${VARIANTS[@]}"; do
   read -r "rps[$v]" "p99[$v]" "cpu[$v]" "export_cpu[$v]" "jvm_cpu[$v]" "machine_cpu[$v]" < <(median_row "$WORK/$v.root")
 done
@@ -263,7 +273,7 @@ echo "Benchmark ($(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}
      "$("$JAVA_HOME/bin/java" -version 2>&1 | head -1), wrk -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds," \
      "JVM options $JVM_OPTS)"
 row endpoint title_cell
-echo "|---|---|---|---|---|---|---|"
+printf '|---|%s\n' "$(printf -- '---|%.0s' "${VARIANTS[@]}")"
 row "/" root_cell
 row "/ relative to MODE=none in the same round (median, range)" percent_cell
 row "CPU of app-a per request to /" cpu_cell

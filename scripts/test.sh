@@ -2,7 +2,8 @@
 # The project's test command (`make test`; CI runs it through .ci/run). On a fresh Debian machine
 # it installs what it needs, then runs and times each stage:
 #   1 maven      mvn -B verify: unit tests and the packaged jar's integration tests; one short run of
-#                the benchmark's SDK floor (scripts/SpanCostFloor.java) against the jar
+#                the benchmark's SDK floor (scripts/SpanCostFloor.java) against the jar; the
+#                benchmark's experiment patch applied to a copy and compiled
 #   2 lint       ansible-lint (production profile), argument specs = defaults, lab versions =
 #                role defaults, and ansible-playbook --syntax-check
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
@@ -141,6 +142,21 @@ bench_floor_smoke() {
     grep -Eq "^otlp-sink: [1-9][0-9]* export requests" "$LOGS/floor-sink.err"
 }
 
+# scripts/bench-handwritten.sh compares the service with a patched copy of it; check that the patch
+# still applies to the working tree and compiles, so that a change to ServerTracing shows here.
+bench_experiment_smoke() {
+  local copy rc=0
+  copy=$(mktemp -d)
+  mkdir "$copy/app"
+  { cp pom.xml "$copy/" && cp -r app/pom.xml app/src "$copy/app/" &&
+      git -C "$copy" apply -p1 "$ROOT/scripts/experiments/handwritten-server-tracing.patch" &&
+      (cd "$copy" && mvn -B -q compile); } >"$LOGS/bench-experiment.log" 2>&1 || rc=$?
+  rm -rf "$copy"
+  if [ "$rc" -eq 0 ]; then echo "bench experiment patch: applies and compiles"
+  else echo "bench experiment patch: does not apply or compile (see $LOGS/bench-experiment.log)"; fi
+  return "$rc"
+}
+
 stage_maven() {
   say "1 maven: mvn -B verify, and a smoke run of the benchmark's SDK floor"
   local start=$SECONDS rc=0
@@ -154,6 +170,7 @@ stage_maven() {
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # build broke outside the tests
   if [ "$rc" -eq 0 ]; then
     if bench_floor_smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); tail -20 "$LOGS/floor.err"; fi
+    if bench_experiment_smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   fi
   record maven "$passed" "$failed" $((SECONDS - start))
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# What OpenTelemetry's instrumentation-api costs over the same server span made by hand: builds the
+# app from the working tree with scripts/experiments/handwritten-server-tracing.patch applied
+# (a copy in a temporary folder; the patch replaces ServerTracing's Instrumenter with the SDK's span
+# builder and the same attributes, for measuring only) and runs scripts/bench.sh with that jar as
+# the extra variant `other` (BENCH_OTHER_JAR). Prints bench.sh's figures; asserts nothing.
+# bench.sh's settings (BENCH_ROUNDS, BENCH_DURATION, ...) apply.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+copy=$(mktemp -d)
+trap 'rm -rf "$copy"' EXIT
+# Both jars are built from the same working tree, so that they differ only by the patch.
+mkdir "$copy/app"
+cp pom.xml "$copy/"
+cp -r app/pom.xml app/src "$copy/app/"
+git -C "$copy" apply -p1 "$PWD/scripts/experiments/handwritten-server-tracing.patch"
+JAVA_HOME=$(scripts/java-home.sh)
+export JAVA_HOME
+echo "bench-handwritten: building the app, and the patched app in $copy"
+scripts/build-app.sh
+(cd "$copy" && mvn -B -q -DskipTests package)
+BENCH_OTHER_JAR="$copy/app/target/app.jar" scripts/bench.sh
