@@ -8,6 +8,7 @@ ansible), the SSH key and network settings from ansible/lab/lab.env.
 import base64
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -178,12 +179,29 @@ def http_get_on(host_addr, url, timeout=10):
     """(status, body) of a GET made with curl on a lab host over SSH: the backend ports (metrics,
     health) accept the cluster's hosts only (role firewall), not the controller. Raises OSError
     when curl gets no HTTP answer."""
-    res = ssh(host_addr, SETTINGS["ssh_key"],
-              f"curl -sS --max-time {int(timeout)} -o - -w '\\n%{{http_code}}' {shlex.quote(url)}", timeout=timeout + 30)
-    body, _, status = res.stdout.rpartition("\n")
-    if res.returncode != 0 or not status.isdigit() or status == "000":
-        raise OSError(f"GET {url} on {host_addr}: curl exit {res.returncode}: {res.stderr.strip()}")
-    return int(status), body
+    return http_get_many_on(host_addr, [url], timeout)[0]
+
+
+def http_get_many_on(host_addr, urls, timeout=10):
+    """[(status, body)] of GETs made one after the other, in the order given, with curl on a lab
+    host in one SSH session (see http_get_on); timeout is per URL. Raises OSError naming the first
+    URL that got no HTTP answer."""
+    # Each answer ends with a line "<HTTP status> <curl exit> <boundary>"; the boundary is random.
+    boundary = secrets.token_hex(16)
+    script = "; ".join(f"curl -sS --max-time {int(timeout)} -o - -w '\\n%{{http_code}}' {shlex.quote(url)}; "
+                       f"echo \" $? {boundary}\"" for url in urls)
+    res = ssh(host_addr, SETTINGS["ssh_key"], script, timeout=len(urls) * int(timeout) + 30)
+    answers = res.stdout.split(f" {boundary}\n")
+    if res.returncode != 0 or len(answers) != len(urls) + 1:
+        raise OSError(f"GET {' '.join(urls)} on {host_addr}: ssh exit {res.returncode}: {res.stderr.strip()}")
+    results = []
+    for url, answer in zip(urls, answers):
+        body, _, tail = answer.rpartition("\n")
+        status, _, curl_exit = tail.partition(" ")
+        if curl_exit != "0" or not status.isdigit() or status == "000":
+            raise OSError(f"GET {url} on {host_addr}: curl exit {curl_exit}: {res.stderr.strip()}")
+        results.append((int(status), body))
+    return results
 
 
 def env_file(host, app):

@@ -17,6 +17,7 @@ Slow (one full deployment per mode). Run after ansible/lab/up.sh and a first dep
 Settings (environment): PIPELINE_MODES (comma-separated, default all four), PIPELINE_BURST (default 20), PIPELINE_DEPLOY_ARGS (extra ansible-playbook
 arguments, e.g. "--tags app_configure" to redeploy only the apps' configuration).
 """
+import itertools
 import json
 import os
 import secrets
@@ -28,7 +29,7 @@ import urllib.parse
 import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
-                      env_file, fetch_chain_trace, http_get, http_get_on, query_url, ssh)
+                      env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, ssh)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -140,13 +141,23 @@ def check_trace(trace, trace_id):
     return len(spans)
 
 
-def metric_sum(url, name, **labels):
+def read_metrics(urls):
+    """{url: body} of Prometheus text-format pages, read in the order given, each on its own host
+    (its metrics port is open to the cluster's hosts only): consecutive URLs of one host in one
+    SSH session, so a snapshot costs one session per change of host."""
+    bodies = {}
+    for host, run in itertools.groupby(dict.fromkeys(urls), key=lambda u: urllib.parse.urlsplit(u).hostname):
+        run = list(run)
+        for url, (status, body) in zip(run, http_get_many_on(host, run, timeout=10)):
+            assert status == 200, f"{url}: HTTP {status}"
+            bodies[url] = body
+    return bodies
+
+
+def metric_sum(body, name, **labels):
     """Sum of the samples of a Prometheus text-format counter whose labels include `labels`.
     The counter may carry the `_total` suffix or not: the Collector's own telemetry leaves it
     off, Jaeger's adds it."""
-    # Read on the service's own host: its metrics port is open to the cluster's hosts only.
-    status, body = http_get_on(urllib.parse.urlsplit(url).hostname, url, timeout=10)
-    assert status == 200, f"{url}: HTTP {status}"
     total = 0.0
     for line in body.splitlines():
         metric, brace, rest = line.partition("{")
@@ -161,24 +172,18 @@ def metric_sum(url, name, **labels):
 def path_counters(jaeger_first=False):
     """Spans the pipeline's receivers accepted and the Collector forwarded to Jaeger, so far: the
     Collector's OTLP gRPC and HTTP receivers, its exporter to Jaeger, and jaeger-collector's OTLP
-    gRPC and HTTP receivers (each service's own telemetry on its metrics port). Read Collector
-    first before a request and Jaeger first after it, the forwarded count brackets what Jaeger
-    received from the Collector in between (see test_mixed_modes_one_trace)."""
+    gRPC and HTTP receivers (each service's own telemetry on its metrics port, each page read
+    once). Read Collector first before a request and Jaeger first after it, the forwarded count
+    brackets what Jaeger received from the Collector in between (see test_mixed_modes_one_trace)."""
+    collector = f"http://{addr(first('otel_collector'))}:{OTEL_COLLECTOR_METRICS_PORT}/metrics"
+    jaeger = f"http://{addr(first('jaeger_collector'))}:{JAEGER_COLLECTOR_METRICS_PORT}/metrics"
+    pages = read_metrics([jaeger, collector] if jaeger_first else [collector, jaeger])
     accepted = "otelcol_receiver_accepted_spans"
-
-    def collector():
-        url = f"http://{addr(first('otel_collector'))}:{OTEL_COLLECTOR_METRICS_PORT}/metrics"
-        return {"collector_grpc": metric_sum(url, accepted, receiver="otlp", transport="grpc"),
-                "collector_http": metric_sum(url, accepted, receiver="otlp", transport="http"),
-                "forwarded": metric_sum(url, "otelcol_exporter_sent_spans", exporter="otlp_grpc/jaeger")}
-
-    def jaeger():
-        url = f"http://{addr(first('jaeger_collector'))}:{JAEGER_COLLECTOR_METRICS_PORT}/metrics"
-        return {"jaeger_grpc": metric_sum(url, accepted, receiver="otlp", transport="grpc"),
-                "jaeger_http": metric_sum(url, accepted, receiver="otlp", transport="http")}
-
-    readers = (jaeger, collector) if jaeger_first else (collector, jaeger)
-    return {k: v for read in readers for k, v in read().items()}
+    return {"collector_grpc": metric_sum(pages[collector], accepted, receiver="otlp", transport="grpc"),
+            "collector_http": metric_sum(pages[collector], accepted, receiver="otlp", transport="http"),
+            "forwarded": metric_sum(pages[collector], "otelcol_exporter_sent_spans", exporter="otlp_grpc/jaeger"),
+            "jaeger_grpc": metric_sum(pages[jaeger], accepted, receiver="otlp", transport="grpc"),
+            "jaeger_http": metric_sum(pages[jaeger], accepted, receiver="otlp", transport="http")}
 
 
 def check_logs(hosts, trace_id):
