@@ -1,5 +1,5 @@
 # Thin wrappers: every target calls a script that can also be run directly.
-.PHONY: build app test lint lab-up lab-deploy lab-down lab-artifacts bench venv vagrant-test
+.PHONY: build app test lint lab-up lab-deploy lab-down lab-artifacts bench bench-handwritten venv vagrant-test
 
 build app:            ## build app/target/app.jar (selects a JDK 21+ itself)
 	scripts/build-app.sh
@@ -27,6 +27,9 @@ lab-down:             ## stop the containers, remove namespaces, bridge, mounts,
 
 bench:                ## throughput / latency / memory of the app, traced and untraced
 	scripts/bench.sh
+
+bench-handwritten:    ## the benchmark plus a build whose server spans are made by hand (what the Instrumenter costs)
+	scripts/bench-handwritten.sh
 
 vagrant-test:         ## README's `vagrant up` for real (LXC provider), /chain traced to Jaeger, destroyed
 	vagrant/lxc/vagrant-test.sh
