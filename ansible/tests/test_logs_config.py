@@ -168,7 +168,7 @@ def test_grafana_secret_key_is_generated_not_the_default(rendered):
     assert task["ansible.builtin.copy"]["mode"] == "0640"
     assert "grafana_secret_key_effective" in task["ansible.builtin.copy"]["content"]
     derived = yaml.safe_load((ANSIBLE_DIR / "roles/grafana/vars/main.yml").read_text())["grafana_secret_key_effective"]
-    assert "ansible.builtin.password" in derived and "grafana_secret_key_file" in derived
+    assert "lookup('generated_secret', 'grafana-secret-key'" in derived and "grafana_secret_key_file" in derived
 
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
