@@ -2,7 +2,7 @@
 # characters. Several roles read the same secret (Prometheus's web password: the prometheus,
 # jaeger and grafana roles; Jaeger's Cassandra password: the cassandra and jaeger roles); the
 # first of them to run creates the file, so all of them must create it the same way. This table
-# is that one way. Loaded through ansible.cfg (lookup_plugins).
+# is that one way. Ansible finds it next to site.yml (and through ansible.cfg's lookup_plugins).
 from __future__ import annotations
 
 import os
