@@ -1,13 +1,15 @@
 """Issue 19: every unit of the project has a memory bound (MemoryHigh below MemoryMax), the Collector's
-memory_limiter fits under its unit's bound, the apps' log files are not world-readable, and a
-flood of one app instance gets fast 503s instead of restarting it."""
+memory_limiter fits under its unit's bound, a bound that cannot work stops the run before any
+change, the apps' log files are not world-readable, and a flood of one app instance gets fast 503s
+instead of restarting it."""
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, http_get
+from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, deploy_lab, http_get
 
 LOG_GROUP = "helidon-logs"  # common_app_log_group's default, which the lab inventory keeps
 
@@ -133,3 +135,18 @@ def test_a_flood_gets_fast_503s_and_the_unit_keeps_running(hosts):
     assert after["ActiveState"] == "active"
     assert (after["MainPID"], after["NRestarts"]) == (before["MainPID"], before["NRestarts"]), \
         f"the unit restarted: {before} -> {after}"
+
+
+# A MemoryHigh at or above MemoryMax: the common role's memory_bounds entry point, which every role
+# with a bounded unit calls in its preflight, must stop the run on every host before any change.
+@pytest.mark.parametrize("prefix", ["app", "otel_collector"])
+def test_a_memory_high_above_the_max_stops_the_run_before_any_change(prefix):
+    extra = {f"{prefix}_memory_high_mib": 4096, f"{prefix}_memory_max_mib": 2048}
+    proc = deploy_lab("--tags", f"{prefix}_configure", "-e", json.dumps(extra), timeout=600)
+    output = " ".join(proc.stdout.split())
+    assert proc.returncode != 0, f"the deploy passed with {extra}"
+    assert f"{prefix}_memory_high_mib (4096) is not below {prefix}_memory_max_mib (2048)" in output, \
+        proc.stdout[-3000:]
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
+    assert recap == {h: "0" for h in INVENTORY_HOSTS}, recap
+    print(f"{prefix}: refused in preflight on {len(recap)} hosts, changed=0 everywhere")
