@@ -5,6 +5,9 @@
 # builder and the same attributes, for measuring only) and runs scripts/bench.sh with that jar as
 # the extra variant `other` (BENCH_OTHER_JAR). Prints bench.sh's figures; asserts nothing.
 # bench.sh's settings (BENCH_ROUNDS, BENCH_DURATION, ...) apply.
+#   scripts/bench-handwritten.sh --compile-only   only check that the patch applies and compiles
+#                                                 (make test does, so that a change to
+#                                                 ServerTracing that breaks the patch shows there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 copy=$(mktemp -d)
@@ -16,6 +19,10 @@ cp -r app/pom.xml app/src "$copy/app/"
 git -C "$copy" apply -p1 "$PWD/scripts/experiments/handwritten-server-tracing.patch"
 JAVA_HOME=$(scripts/java-home.sh)
 export JAVA_HOME
+if [ "${1:-}" = --compile-only ]; then
+  (cd "$copy" && mvn -B -q compile)
+  exit 0
+fi
 echo "bench-handwritten: building the app, and the patched app in $copy"
 scripts/build-app.sh
 (cd "$copy" && mvn -B -q -DskipTests package)

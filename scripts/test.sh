@@ -145,16 +145,12 @@ bench_floor_smoke() {
 # scripts/bench-handwritten.sh compares the service with a patched copy of it; check that the patch
 # still applies to the working tree and compiles, so that a change to ServerTracing shows here.
 bench_experiment_smoke() {
-  local copy rc=0
-  copy=$(mktemp -d)
-  mkdir "$copy/app"
-  { cp pom.xml "$copy/" && cp -r app/pom.xml app/src "$copy/app/" &&
-      git -C "$copy" apply -p1 "$ROOT/scripts/experiments/handwritten-server-tracing.patch" &&
-      (cd "$copy" && mvn -B -q compile); } >"$LOGS/bench-experiment.log" 2>&1 || rc=$?
-  rm -rf "$copy"
-  if [ "$rc" -eq 0 ]; then echo "bench experiment patch: applies and compiles"
-  else echo "bench experiment patch: does not apply or compile (see $LOGS/bench-experiment.log)"; fi
-  return "$rc"
+  if scripts/bench-handwritten.sh --compile-only >"$LOGS/bench-experiment.log" 2>&1; then
+    echo "bench experiment patch: applies and compiles"
+  else
+    echo "bench experiment patch: does not apply or compile (see $LOGS/bench-experiment.log)"
+    return 1
+  fi
 }
 
 stage_maven() {
