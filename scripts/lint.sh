@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Lints the Ansible code: ansible-lint (production profile, ansible/.ansible-lint) over ansible/,
-# a check that each role's argument specs and defaults list the same variables, a check that the
-# roles' default versions are those the lab builds, then `ansible-playbook --syntax-check` of
-# site.yml against each inventory.
+# a check that each role's argument specs and defaults list the same variables, a check that each
+# role's README tables list the same variables as its argument specs, a check that the roles'
+# default versions are those the lab builds, then `ansible-playbook --syntax-check` of site.yml
+# against each inventory.
 # Prints one result line; exits non-zero when anything fails.
 set -euo pipefail
 
@@ -57,6 +58,57 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# Every role's README documents exactly what the role takes: the table under "## Variables" lists
+# the main entry point's variables, and the table under "## Entry point `<name>`" those of each
+# other entry point (one taking main's variables, like preflight, is covered by the first).
+check_role_readmes() {
+  python - roles <<'PY'
+import pathlib
+import re
+import sys
+
+import yaml
+
+
+def table_names(readme, heading):
+    """First-column `names` of the table rows in the README section under `heading`."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    if match is None:
+        return None
+    return set(re.findall(r"^\| `([^`]+)` \|", match.group(1), re.M))
+
+
+bad = 0
+for role in sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if (p / "tasks").is_dir()):
+    readme_file = role / "README.md"
+    if not readme_file.exists():
+        print(f"  {role.name}: no README.md")
+        bad += 1
+        continue
+    readme = readme_file.read_text()
+    specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    main_options = set(specs["main"].get("options") or {})
+    for entry_point, spec in specs.items():
+        options = set(spec.get("options") or {})
+        if entry_point != "main" and options == main_options:
+            continue  # an entry point taking main's variables (preflight): the Variables table covers it
+        heading = "Variables" if entry_point == "main" else f"Entry point `{entry_point}`"
+        documented = table_names(readme, heading)
+        if documented is None:
+            if options:
+                print(f"  {role.name}: README.md has no section '## {heading}' for {len(options)} variables")
+                bad += 1
+            continue
+        for name in sorted(options - documented):
+            print(f"  {role.name}: {name} ({entry_point}) is not in README.md's table under '## {heading}'")
+            bad += 1
+        for name in sorted(documented - options):
+            print(f"  {role.name}: README.md's table under '## {heading}' lists {name}, which {entry_point} does not take")
+            bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
 # The lab deploys the releases it builds (ansible/lab/artifacts/versions.env, read by the lab
 # inventory); the roles' defaults, which every other inventory gets, must name the same ones, so
 # that what the lab tested is what a Vagrant or real deployment installs. The build prints its
@@ -91,6 +143,7 @@ main() {
 
   run_stage "ansible-lint" ansible-lint --nocolor
   run_stage "argument specs = defaults" check_argument_specs
+  run_stage "role READMEs = argument specs" check_role_readmes
   run_stage "lab versions = role defaults" check_lab_versions
   local inv
   for inv in "${INVENTORIES[@]}"; do
@@ -99,7 +152,7 @@ main() {
   done
 
   if [ "${#failures[@]}" -eq 0 ]; then
-    echo "lint: OK (ansible-lint production, argument specs = defaults, lab versions = role defaults, syntax-check: ${INVENTORIES[*]})"
+    echo "lint: OK (ansible-lint production, argument specs = defaults, role READMEs = argument specs, lab versions = role defaults, syntax-check: ${INVENTORIES[*]})"
   else
     echo "lint: FAILED: ${failures[*]}"
     return 1

@@ -4,8 +4,8 @@
 #   1 maven      mvn -B verify: unit tests and the packaged jar's integration tests; one short run of
 #                the benchmark's SDK floor (scripts/SpanCostFloor.java) against the jar; the
 #                benchmark's experiment patch applied to a copy and compiled
-#   2 lint       ansible-lint (production profile), argument specs = defaults, lab versions =
-#                role defaults, and ansible-playbook --syntax-check
+#   2 lint       ansible-lint (production profile), argument specs = defaults, role READMEs =
+#                argument specs, lab versions = role defaults, and ansible-playbook --syntax-check
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
 #   4 lab        lab-up, deploy (--diff), deploy again and a configure-only run (both must report
 #                changed=0 everywhere); not run when the artifacts stage failed
