@@ -30,84 +30,10 @@ run_stage() {  # run_stage <name> <command...>: runs a check, records a failure,
   fi
 }
 
-# Every role documents exactly the variables it defaults: defaults/main.yml and the main entry
-# point of meta/argument_specs.yml must list the same names.
-check_argument_specs() {
-  python - roles <<'PY'
-import pathlib
-import sys
-
-import yaml
-
-bad = 0
-for role in sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if (p / "tasks").is_dir()):
-    defaults_file, specs_file = role / "defaults/main.yml", role / "meta/argument_specs.yml"
-    if not specs_file.exists():
-        print(f"  {role.name}: no meta/argument_specs.yml")
-        bad += 1
-        continue
-    defaults = set((yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {})
-    options = set(yaml.safe_load(specs_file.read_text())["argument_specs"]["main"].get("options") or {})
-    for name in sorted(defaults - options):
-        print(f"  {role.name}: {name} has a default but no entry in meta/argument_specs.yml")
-        bad += 1
-    for name in sorted(options - defaults):
-        print(f"  {role.name}: {name} is in meta/argument_specs.yml but not in defaults/main.yml")
-        bad += 1
-sys.exit(1 if bad else 0)
-PY
-}
-
-# Every role's README documents exactly what the role takes: the table under "## Variables" lists
-# the main entry point's variables, and the table under "## Entry point `<name>`" those of each
-# other entry point (one taking main's variables, like preflight, is covered by the first).
-check_role_readmes() {
-  python - roles <<'PY'
-import pathlib
-import re
-import sys
-
-import yaml
-
-
-def table_names(readme, heading):
-    """First-column `names` of the table rows in the README section under `heading`."""
-    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
-    if match is None:
-        return None
-    return set(re.findall(r"^\| `([^`]+)` \|", match.group(1), re.M))
-
-
-bad = 0
-for role in sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if (p / "tasks").is_dir()):
-    readme_file = role / "README.md"
-    if not readme_file.exists():
-        print(f"  {role.name}: no README.md")
-        bad += 1
-        continue
-    readme = readme_file.read_text()
-    specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
-    main_options = set(specs["main"].get("options") or {})
-    for entry_point, spec in specs.items():
-        options = set(spec.get("options") or {})
-        if entry_point != "main" and options == main_options:
-            continue  # an entry point taking main's variables (preflight): the Variables table covers it
-        heading = "Variables" if entry_point == "main" else f"Entry point `{entry_point}`"
-        documented = table_names(readme, heading)
-        if documented is None:
-            if options:
-                print(f"  {role.name}: README.md has no section '## {heading}' for {len(options)} variables")
-                bad += 1
-            continue
-        for name in sorted(options - documented):
-            print(f"  {role.name}: {name} ({entry_point}) is not in README.md's table under '## {heading}'")
-            bad += 1
-        for name in sorted(documented - options):
-            print(f"  {role.name}: README.md's table under '## {heading}' lists {name}, which {entry_point} does not take")
-            bad += 1
-sys.exit(1 if bad else 0)
-PY
-}
+# Every role documents exactly the variables it takes: its defaults and the main entry point of
+# its argument specs list the same names (specs), and so do its README's variable tables (readmes).
+check_argument_specs() { python "$ROOT/scripts/check_roles.py" specs roles; }
+check_role_readmes() { python "$ROOT/scripts/check_roles.py" readmes roles; }
 
 # The lab deploys the releases it builds (ansible/lab/artifacts/versions.env, read by the lab
 # inventory); the roles' defaults, which every other inventory gets, must name the same ones, so
