@@ -55,18 +55,20 @@ def check_readme(role):
         print(f"  {role.name}: no README.md")
         return 1
     readme, specs = readme_file.read_text(), argument_specs(role)
+    main_options = options(specs["main"])
     bad = 0
     for entry_point, spec in specs.items():
-        if entry_point != "main" and options(spec) == options(specs["main"]):
+        taken = options(spec)
+        if entry_point != "main" and taken == main_options:
             continue
         heading = "Variables" if entry_point == "main" else f"Entry point `{entry_point}`"
         documented = table_names(readme, heading)
         if documented is None:
-            if options(spec):
-                print(f"  {role.name}: README.md has no section '## {heading}' for {len(options(spec))} variables")
+            if taken:
+                print(f"  {role.name}: README.md has no section '## {heading}' for {len(taken)} variables")
                 bad += 1
             continue
-        bad += report(role.name, options(spec), documented,
+        bad += report(role.name, taken, documented,
                       f"{{name}} ({entry_point}) is not in README.md's table under '## {heading}'",
                       f"README.md's table under '## {heading}' lists {{name}}, which {entry_point} does not take")
     return bad
