@@ -14,6 +14,10 @@
 #                the defences: firewall, Cassandra and Prometheus logins, memory bounds, log modes,
 #                a flood, no secret in the first deploy's --diff log
 #   6 lab-down   always, pass or fail
+#   7 vagrant    README's `vagrant up` for real, LXC provider (vagrant/lxc/vagrant-test.sh): three
+#                containers provisioned with the vagrant inventory, /chain traced to jaeger-query,
+#                destroyed, nothing left behind; after lab-down, so the two never share the CPUs;
+#                not run when the artifacts stage failed (it deploys the same archives)
 # Prints "<stage>: N passed, N failed" per stage, then the total, and exits non-zero on failure.
 # TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
 set -uo pipefail
@@ -21,7 +25,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=../ansible/lab/lab.env
 . ansible/lab/lab.env
-STAGES=${TEST_STAGES:-maven lint artifacts lab verify}
+STAGES=${TEST_STAGES:-maven lint artifacts lab verify vagrant}
 LOGS="$LAB_CACHE/test-logs"
 mkdir -p "$LOGS"
 declare -a SUMMARY=()
@@ -32,6 +36,9 @@ STAGE=""  # the stage running, named in the summary if a signal stops the run
 # one whose output goes to a log file (lab_step).
 exec 3>&1 4>&2
 CHILD=""  # the session of the command running (see run)
+# Seconds a stopped command gets between TERM and KILL (see stop_session). The vagrant stage needs
+# more: on TERM, vagrant-test.sh destroys its containers and undoes its host set-up (about 1-2 min).
+STOP_GRACE=30
 SINK_PID=""  # the OTLP sink of bench_floor_smoke while it runs
 
 say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -56,11 +63,11 @@ run() {
   return "$rc"
 }
 
-# stop_session <sid>: TERM to every process of the session, KILL to those left after 30 s.
-# Zombies do not count: where PID 1 does not reap orphans they stay, and cannot be killed.
+# stop_session <sid>: TERM to every process of the session, KILL to those left after STOP_GRACE
+# seconds. Zombies do not count: where PID 1 does not reap orphans they stay, and cannot be killed.
 stop_session() {
   pkill -TERM -s "$1" 2>/dev/null || return 0
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 $((STOP_GRACE * 2))); do
     ps -o stat= --sid "$1" | grep -qv '^Z' || return 0
     sleep 0.5
   done
@@ -227,8 +234,27 @@ stage_verify() {
 stage_lab_down() {
   say "6 lab-down"
   local start=$SECONDS
+  LAB_STARTED=0  # taken down once, whatever the outcome (finish must not do it again)
   if ansible/lab/down.sh; then record lab-down 1 0 $((SECONDS - start))
   else record lab-down 0 1 $((SECONDS - start)); fi
+}
+
+stage_vagrant() {
+  say "7 vagrant: README's vagrant up with the LXC provider (make vagrant-test)"
+  local start=$SECONDS rc=0
+  STOP_GRACE=300
+  run vagrant/lxc/vagrant-test.sh >"$LOGS/vagrant-test.log" 2>&1 || rc=$?
+  STOP_GRACE=30
+  # On success: its play recap, the trace it found, its step times and verdict; else the log's end.
+  if [ "$rc" -eq 0 ]; then
+    grep -A4 "PLAY RECAP" "$LOGS/vagrant-test.log" || true
+    grep -E "in jaeger-query: |nothing left behind: " "$LOGS/vagrant-test.log" || true
+    sed -n '/^host set-up /,$p' "$LOGS/vagrant-test.log"
+    record vagrant 1 0 $((SECONDS - start))
+  else
+    tail -60 "$LOGS/vagrant-test.log"
+    record vagrant 0 1 $((SECONDS - start))
+  fi
 }
 
 finish() {
@@ -266,10 +292,14 @@ fi
 wanted maven && stage_maven
 wanted lint && stage_lint
 if wanted artifacts && ! stage_artifacts; then
-  echo "the lab needs the artifacts: lab and verify not run (counted once, as the artifacts' failure)"
-elif wanted lab; then
-  if stage_lab && wanted verify; then stage_verify; fi
-elif wanted verify; then
-  stage_verify
+  echo "the lab and vagrant up need the artifacts: lab, verify and vagrant not run (counted once, as the artifacts' failure)"
+else
+  if wanted lab; then
+    if stage_lab && wanted verify; then stage_verify; fi
+  elif wanted verify; then
+    stage_verify
+  fi
+  [ "$LAB_STARTED" -eq 0 ] || stage_lab_down
+  wanted vagrant && stage_vagrant
 fi
 finish

@@ -231,8 +231,11 @@ build_prometheus() {
   log "prometheus ${PROMETHEUS_VERSION}: compiling prometheus and promtool (commit ${commit:-unknown})"
   mkdir -p "${SCRATCH}/${PROMETHEUS_TARGET}"
   # Tags as upstream's .promu.yml minus builtinassets: the web UI is built with npm upstream and
-  # is not part of the Go module, so this build serves the API without the UI pages.
-  (cd "${work}" && go_bounded build -p "${GO_BUILD_JOBS}" -trimpath -tags netgo \
+  # is not part of the Go module, so this build serves the API without the UI pages. Plus
+  # remove_all_sd, upstream's tag that leaves out the optional service discoveries (static, file
+  # and HTTP stay): the roles scrape static targets only, and it halves the compile on 2 cores
+  # (267 s against 509 s from an empty build cache).
+  (cd "${work}" && go_bounded build -p "${GO_BUILD_JOBS}" -trimpath -tags netgo,remove_all_sd \
     -ldflags "-s -w -X ${vpkg}.Version=${PROMETHEUS_VERSION} -X ${vpkg}.Revision=${commit} -X ${vpkg}.Branch=HEAD -X ${vpkg}.BuildUser=helidon-otel-lab -X ${vpkg}.BuildDate=${build_date}" \
     -o "${SCRATCH}/${PROMETHEUS_TARGET}/" "${mod}/cmd/prometheus" "${mod}/cmd/promtool") \
     || die "go build of prometheus/promtool failed"
