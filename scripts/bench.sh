@@ -125,22 +125,32 @@ await_healthy() {  # await_healthy <port>, at most 60 s
   return 1
 }
 
-# CPU time (user + system ticks) of a process: "<all> <span export threads> <JVM threads>".
-# The export threads are the batch processor's worker and the OTLP/HTTP exporter's sender (the
-# JDK's HttpClient and the sender's executor; OkHttp's names, for gRPC, are matched too); the
-# JVM's are the VM thread (which runs SerialGC) and the JIT compilers. The rest is request
-# handling. Threads are told apart by name (/proc/<pid>/task/*/comm, 15 characters).
-cpu_ticks() {
+# CPU time (user + system ticks) of a process, "all - <ticks>" (threads that ended included), then
+# of each of its threads: "<tid> <name> <ticks>". Threads are told apart by name
+# (/proc/<pid>/task/*/comm, 15 characters) in cpu_split.
+thread_ticks() {
   local task
-  {
-    echo "all $(awk '{ print $14 + $15 }' "/proc/$1/stat")"
-    for task in /proc/"$1"/task/*; do
-      echo "$(tr ' ' _ <"$task/comm") $(sed 's/.*) //' "$task/stat" | awk '{ print $12 + $13 }')"
-    done 2>/dev/null  # a thread may end while it is read
-  } | awk '$1 == "all" { all = $2; next }
-           $1 ~ /^(BatchSpanProces|HttpClient-|jdkhttp-|okhttp|OkHttp|Okio)/ { export += $2; next }
-           $1 ~ /^(VM_Thread|GC_|C[12]_Compiler)/ { jvm += $2 }
-           END { printf "%d %d %d\n", all, export, jvm }'
+  echo "all - $(awk '{ print $14 + $15 }' "/proc/$1/stat")"
+  for task in /proc/"$1"/task/*; do
+    echo "${task##*/} $(tr ' ' _ <"$task/comm") $(sed 's/.*) //' "$task/stat" | awk '{ print $12 + $13 }')"
+  done 2>/dev/null  # a thread may end while it is read
+}
+
+# cpu_split <file of thread_ticks before> <file after> -> "<all> <span export threads> <JVM threads>",
+# ticks spent between the two reads. The export and JVM figures are taken thread by thread: a
+# thread that ended in between (the JDK's HttpClient lets idle threads go) would otherwise take its
+# whole past CPU time out of their sum and make it negative; the little it spent before it ended
+# is counted in the process's figure only. The export threads
+# are the batch processor's worker and the OTLP/HTTP exporter's sender (the JDK's HttpClient and
+# the sender's executor; OkHttp's names, for gRPC, are matched too); the JVM's are the VM thread
+# (which runs SerialGC) and the JIT compilers. The rest is request handling.
+cpu_split() {
+  awk 'FNR == NR { before[$1] = $3; next }
+       { spent = $3 - before[$1] }
+       $1 == "all" { all = spent; next }
+       $2 ~ /^(BatchSpanProces|HttpClient-|jdkhttp-|okhttp|OkHttp|Okio)/ { export += spent; next }
+       $2 ~ /^(VM_Thread|GC_|C[12]_Compiler)/ { jvm += spent }
+       END { printf "%d %d %d\n", all, export, jvm }' "$1" "$2"
 }
 
 # CPU time (ticks) the whole machine spent busy, all processes and the kernel: user, nice,
@@ -153,20 +163,21 @@ machine_busy_ticks() {
 #   -> "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>
 #       <the whole machine's busy CPU µs per request>"
 measure() {
-  local before after machine_before machine_after requests
-  before=$(cpu_ticks "$2")
+  local spent machine_before machine_after requests
+  thread_ticks "$2" >"$WORK/threads.before"
   machine_before=$(machine_busy_ticks)
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$WORK/wrk.out"
   machine_after=$(machine_busy_ticks)
-  after=$(cpu_ticks "$2")
+  thread_ticks "$2" >"$WORK/threads.after"
+  spent=$(cpu_split "$WORK/threads.before" "$WORK/threads.after")
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
-  awk -v before="$before" -v after="$after" -v machine=$((machine_after - machine_before)) \
+  awk -v spent="$spent" -v machine=$((machine_after - machine_before)) \
       -v hz="$(getconf CLK_TCK)" -v n="$requests" '
-    BEGIN { split(before, b); split(after, a) }
+    BEGIN { split(spent, s) }
     /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 }
     END {
       us = 1e6 / hz / n
-      printf "%s %s %.0f %.0f %.0f %.0f\n", rps, p99, (a[1] - b[1]) * us, (a[2] - b[2]) * us, (a[3] - b[3]) * us,
+      printf "%s %s %.0f %.0f %.0f %.0f\n", rps, p99, s[1] * us, s[2] * us, s[3] * us,
              machine * us
     }' "$WORK/wrk.out"
 }
