@@ -126,9 +126,8 @@ await_healthy() {  # await_healthy <port>, at most 60 s
 }
 
 # CPU time (user + system ticks) of a process, "all - <ticks>" (threads that ended included), then
-# of each of its threads: "<tid> <name> <ticks>". Threads are told apart by name
-# (/proc/<pid>/task/*/comm, 15 characters) in cpu_split.
-thread_ticks() {
+# of each of its threads, "<tid> <name> <ticks>" (name from /proc/<pid>/task/*/comm, 15 characters).
+cpu_ticks() {
   local task
   echo "all - $(awk '{ print $14 + $15 }' "/proc/$1/stat")"
   for task in /proc/"$1"/task/*; do
@@ -136,14 +135,13 @@ thread_ticks() {
   done 2>/dev/null  # a thread may end while it is read
 }
 
-# cpu_split <file of thread_ticks before> <file after> -> "<all> <span export threads> <JVM threads>",
-# ticks spent between the two reads. The export and JVM figures are taken thread by thread: a
-# thread that ended in between (the JDK's HttpClient lets idle threads go) would otherwise take its
-# whole past CPU time out of their sum and make it negative; the little it spent before it ended
-# is counted in the process's figure only. The export threads
-# are the batch processor's worker and the OTLP/HTTP exporter's sender (the JDK's HttpClient and
-# the sender's executor; OkHttp's names, for gRPC, are matched too); the JVM's are the VM thread
-# (which runs SerialGC) and the JIT compilers. The rest is request handling.
+# cpu_split <cpu_ticks before> <cpu_ticks after> (files) -> "<all> <span export threads> <JVM threads>",
+# the ticks spent in between. The export threads are the batch processor's worker and the
+# OTLP/HTTP exporter's sender (the JDK's HttpClient and the sender's executor; OkHttp's names, for
+# gRPC, are matched too); the JVM's are the VM thread (which runs SerialGC) and the JIT compilers;
+# the rest is request handling. These are summed thread by thread: a thread that ended in between
+# (the JDK's HttpClient lets idle threads go) would otherwise take its whole past CPU time out of
+# the sum and make it negative. What it spent before it ended counts in the process's figure only.
 cpu_split() {
   awk 'FNR == NR { before[$1] = $3; next }
        { spent = $3 - before[$1] }
@@ -164,11 +162,11 @@ machine_busy_ticks() {
 #       <the whole machine's busy CPU µs per request>"
 measure() {
   local spent machine_before machine_after requests
-  thread_ticks "$2" >"$WORK/threads.before"
+  cpu_ticks "$2" >"$WORK/threads.before"
   machine_before=$(machine_busy_ticks)
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$WORK/wrk.out"
   machine_after=$(machine_busy_ticks)
-  thread_ticks "$2" >"$WORK/threads.after"
+  cpu_ticks "$2" >"$WORK/threads.after"
   spent=$(cpu_split "$WORK/threads.before" "$WORK/threads.after")
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
   awk -v spent="$spent" -v machine=$((machine_after - machine_before)) \
