@@ -137,16 +137,23 @@ def test_a_flood_gets_fast_503s_and_the_unit_keeps_running(hosts):
         f"the unit restarted: {before} -> {after}"
 
 
-# A MemoryHigh at or above MemoryMax: the common role's memory_bounds entry point, which every role
-# with a bounded unit calls in its preflight, must stop the run on every host before any change.
-@pytest.mark.parametrize("prefix", ["app", "otel_collector"])
-def test_a_memory_high_above_the_max_stops_the_run_before_any_change(prefix):
-    extra = {f"{prefix}_memory_high_mib": 4096, f"{prefix}_memory_max_mib": 2048}
-    proc = deploy_lab("--tags", f"{prefix}_configure", "-e", json.dumps(extra), timeout=600)
+# Bounds that cannot work must stop the run on every host before any change: a MemoryHigh at or above
+# MemoryMax (the common role's memory_bounds entry point, which every role with a bounded unit calls
+# in its preflight), and an app heap that leaves the JVM no room under MemoryHigh (the app role's
+# own check, as the heap is a JVM size such as 300m). MemoryHigh is derived: 90 % of 256 is 230.
+@pytest.mark.parametrize("role, extra, message", [
+    ("app", {"app_memory_high_mib": 4096, "app_memory_max_mib": 2048},
+     "app_memory_high_mib (4096) is not below app_memory_max_mib (2048)"),
+    ("otel_collector", {"otel_collector_memory_high_mib": 4096, "otel_collector_memory_max_mib": 2048},
+     "otel_collector_memory_high_mib (4096) is not below otel_collector_memory_max_mib (2048)"),
+    ("app", {"app_heap_min": "64m", "app_heap_max": "300m", "app_memory_max_mib": 256},
+     "app_heap_max (300m, 300.0 MiB) is not below app_memory_high_mib (230)"),
+], ids=["app-memory", "collector-memory", "app-heap"])
+def test_unusable_memory_bounds_stop_the_run_before_any_change(role, extra, message):
+    proc = deploy_lab("--tags", f"{role}_configure", "-e", json.dumps(extra), timeout=600)
     output = " ".join(proc.stdout.split())
     assert proc.returncode != 0, f"the deploy passed with {extra}"
-    assert f"{prefix}_memory_high_mib (4096) is not below {prefix}_memory_max_mib (2048)" in output, \
-        proc.stdout[-3000:]
+    assert message in output, proc.stdout[-3000:]
     recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
     assert recap == {h: "0" for h in INVENTORY_HOSTS}, recap
-    print(f"{prefix}: refused in preflight on {len(recap)} hosts, changed=0 everywhere")
+    print(f"{extra}: refused in preflight on {len(recap)} hosts, changed=0 everywhere")
