@@ -590,6 +590,10 @@ def test_dashboard_provider_points_at_the_dashboard_folder(rendered):
     _, f = one(rendered, "etc/grafana/provisioning/dashboards/dashboards.yaml")
     (provider,) = load_yaml(f)["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"
+    # With spm_enabled false the role removes the dashboard's file; Grafana deletes a provisioned
+    # dashboard whose file is gone only when deletion is not disabled, else it keeps it, unprovisioned,
+    # reading a datasource that no longer exists.
+    assert provider["disableDeletion"] is False, provider
 
 
 # ---- Alloy (log_shipper: alloy) -----------------------------------------------------------------
