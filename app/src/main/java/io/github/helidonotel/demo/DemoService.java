@@ -71,7 +71,13 @@ final class DemoService implements HttpService {
         }
         LOGGER.error("items");
         var body = JSON.createObjectBuilder().add("item_id", itemId);
-        req.query().first("q").ifPresentOrElse(q -> body.add("q", q), () -> body.addNull("q"));
+        // A repeated q: the last one, as FastAPI (Starlette's query parameters) takes it.
+        List<String> q = req.query().all("q", List::of);
+        if (q.isEmpty()) {
+            body.addNull("q");
+        } else {
+            body.add("q", q.getLast());
+        }
         res.send(body.build());
     }
 

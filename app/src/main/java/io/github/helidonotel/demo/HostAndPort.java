@@ -15,7 +15,8 @@ public record HostAndPort(String host, int port) {
         try {
             URI uri = new URI("http://" + value.strip());
             if (uri.getHost() == null || uri.getPath() == null || !uri.getPath().isEmpty()
-                    || uri.getQuery() != null || uri.getUserInfo() != null || !hasUsablePort(uri)) {
+                    || uri.getQuery() != null || uri.getRawFragment() != null || uri.getUserInfo() != null
+                    || !hasUsablePort(uri)) {
                 throw new SettingsException(variable, value, accepted);
             }
             return new HostAndPort(uri.getHost(), uri.getPort() == -1 ? DEFAULT_PORT : uri.getPort());

@@ -65,6 +65,12 @@ public record Settings(ExportMode mode,
      * whole live heap was 17 MiB of the unit's 64.
      */
     static final int DEFAULT_EXPORT_QUEUE_SIZE = 8192;
+    /**
+     * The SDK allocates the whole queue when it starts: 2,000,000,000 failed start-up with an
+     * IllegalArgumentException and 20,000,000 ran the 64 MiB heap out. A million is far above any
+     * need here (the default's 128 times) and still starts.
+     */
+    static final int MAX_EXPORT_QUEUE_SIZE = 1 << 20;
     /** The SDK's default. */
     static final int DEFAULT_EXPORT_BATCH_SIZE = 512;
     /** Helidon's value for "no limit" of requests or connections. */
@@ -108,8 +114,11 @@ public record Settings(ExportMode mode,
             return endpointUri(mode, variable, value);
         });
 
-        int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1);
-        String serviceName = nonBlank("OTEL_SERVICE_NAME", env.getOrDefault("OTEL_SERVICE_NAME", "app"));
+        int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1,
+                                           MAX_EXPORT_QUEUE_SIZE);
+        // Empty counts as unset, as the specification has it for every OTEL_* variable.
+        String serviceNameValue = env.getOrDefault("OTEL_SERVICE_NAME", "");
+        String serviceName = nonBlank("OTEL_SERVICE_NAME", serviceNameValue.isEmpty() ? "app" : serviceNameValue);
         int maxConcurrentRequests = limit(env, "MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
         int maxTcpConnections = limit(env, "MAX_TCP_CONNECTIONS", DEFAULT_MAX_TCP_CONNECTIONS);
         if (maxTcpConnections != NO_LIMIT && maxConcurrentRequests != NO_LIMIT
@@ -127,8 +136,10 @@ public record Settings(ExportMode mode,
                             serviceName,
                             ResourceAttributes.fromEnvironment(env, serviceName),
                             logFile(env.get("LOG_FILE")),
+                            // 1 ms at least: with 0 the SDK's export thread never waits and
+                            // keeps a core busy for as long as the service runs.
                             Duration.ofMillis(number(env, "OTEL_BSP_SCHEDULE_DELAY",
-                                                     DEFAULT_EXPORT_DELAY.toMillis(), 0)),
+                                                     DEFAULT_EXPORT_DELAY.toMillis(), 1, Integer.MAX_VALUE)),
                             exportQueueSize,
                             exportBatchSize(env, exportQueueSize),
                             TraceSampler.fromEnvironment(env),
@@ -159,7 +170,7 @@ public record Settings(ExportMode mode,
     /** At most the queue size: the SDK would cut a larger one down to it with only a warning. */
     private static int exportBatchSize(Map<String, String> env, int queueSize) {
         int batchSize = (int) number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                                     Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1);
+                                     Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1, Integer.MAX_VALUE);
         if (batchSize > queueSize) {
             throw new SettingsException("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
                                         "a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (" + queueSize + ")");
@@ -170,12 +181,14 @@ public record Settings(ExportMode mode,
     /**
      * An OTLP endpoint as a URI. gRPC endpoints may be written {@code host:port}, the original's
      * form (the exporter was told "insecure"), which means plain-text HTTP/2 to that address.
+     * HTTP endpoints are the traces URL itself, path included: the exporter posts to the URL as
+     * given, so {@code http://otel-collector:4318} alone would get a 404 at every export.
      */
     private static URI endpointUri(ExportMode mode, String variable, String value) {
         boolean grpc = mode.protocol() == ExportMode.Protocol.GRPC;
         String accepted = grpc
                 ? "host:port or http(s)://host:port, e.g. otel-collector:4317"
-                : "an http(s) URL, e.g. http://otel-collector:4318/v1/traces";
+                : "the http(s) URL of the traces endpoint, path included, e.g. http://otel-collector:4318/v1/traces";
         String candidate = value.strip();
         if (grpc && !candidate.contains("://")) {
             candidate = "http://" + candidate;
@@ -186,7 +199,8 @@ public record Settings(ExportMode mode,
             // An unusable port would fail the exporter with a stack trace (gRPC) or at every
             // export (HTTP).
             if (!httpScheme || uri.getHost() == null || !HostAndPort.hasUsablePort(uri)
-                    || (grpc && uri.getPort() == -1 && !value.contains("://"))) {
+                    || (grpc && uri.getPort() == -1 && !value.contains("://"))
+                    || (!grpc && (uri.getRawPath() == null || uri.getRawPath().isEmpty() || uri.getRawPath().equals("/")))) {
                 throw new SettingsException(variable, value, accepted);
             }
             return uri;
@@ -196,8 +210,9 @@ public record Settings(ExportMode mode,
     }
 
     /**
-     * Unset or empty: no log file. Logback (logback.xml) makes the same test; a value of spaces
-     * alone would make it open a file named so in the working directory, so it is refused here.
+     * Unset or empty: no log file, the test logback.xml makes. A value of spaces alone passes that
+     * test (logback then fails to open a file of no name), so it is refused here, with the
+     * variable named, rather than leaving only logback's own error.
      */
     private static Optional<String> logFile(String value) {
         if (value == null || value.isEmpty()) {
@@ -222,16 +237,18 @@ public record Settings(ExportMode mode,
         }
     }
 
-    /** The whole number in {@code variable}, at least {@code min}; {@code fallback} when unset or blank. */
-    private static long number(Map<String, String> env, String variable, long fallback, long min) {
+    /** The whole number in {@code variable}, from {@code min} to {@code max}; {@code fallback} when unset or blank. */
+    private static long number(Map<String, String> env, String variable, long fallback, long min, long max) {
         String value = env.get(variable);
         if (value == null || value.isBlank()) {
             return fallback;
         }
-        String accepted = "a whole number, " + min + " or more";
+        String accepted = max == Integer.MAX_VALUE
+                ? "a whole number, " + min + " or more"
+                : "a whole number from " + min + " to " + max;
         try {
             long number = Long.parseLong(value.strip());
-            if (number < min || number > Integer.MAX_VALUE) {
+            if (number < min || number > max) {
                 throw new SettingsException(variable, value, accepted);
             }
             return number;
@@ -247,7 +264,7 @@ public record Settings(ExportMode mode,
             return NO_LIMIT;
         }
         try {
-            return (int) number(env, variable, fallback, 1);
+            return (int) number(env, variable, fallback, 1, Integer.MAX_VALUE);
         } catch (SettingsException e) {
             throw new SettingsException(variable, value, "a whole number, 1 or more, or -1 for no limit");
         }

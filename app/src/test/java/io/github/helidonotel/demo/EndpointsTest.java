@@ -47,6 +47,8 @@ class EndpointsTest {
         assertThat(client.get("/items/42").queryParam("q", "abc").request(String.class).entity(),
                    is("{\"item_id\":42,\"q\":\"abc\"}"));
         assertThat(get("/items/42").entity(), is("{\"item_id\":42,\"q\":null}"));
+        assertThat("a repeated q: the last, as FastAPI takes it",
+                   client.get("/items/42").queryParam("q", "first", "last").request(String.class).entity(), is("{\"item_id\":42,\"q\":\"last\"}"));
     }
 
     @Test

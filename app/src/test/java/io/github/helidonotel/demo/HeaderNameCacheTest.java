@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.is;
+import static org.hamcrest.Matchers.not;
 import static org.hamcrest.Matchers.sameInstance;
 
 class HeaderNameCacheTest {
@@ -27,5 +28,7 @@ class HeaderNameCacheTest {
             assertThat(HeaderNameCache.of("X-Name-" + i).lowerCase(), is("x-name-" + i));
         }
         assertThat(HeaderNameCache.of("X-Name-199"), is(HeaderNames.create("x-name-199")));
+        assertThat("past the bound, each call makes the name anew",
+                   HeaderNameCache.of("X-Name-199"), not(sameInstance(HeaderNameCache.of("X-Name-199"))));
     }
 }

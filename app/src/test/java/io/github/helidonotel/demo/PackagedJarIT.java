@@ -236,6 +236,21 @@ class PackagedJarIT {
         assertThat(printed, containsString("listening on port " + port + ", MODE=none\n"));
     }
 
+    /** The request is served in a new trace (W3C Trace Context), and the log says why. */
+    @Test
+    void aMalformedTraceparentIsNamedInTheLog() throws Exception {
+        int port = Instances.freePort();
+        Path output = logs.resolve("malformed-traceparent.out");
+        startJar(Map.of("MODE", "otel-collector-http", "EXPOSE_PORT", Integer.toString(port),
+                        "OTEL_HTTP_ENDPOINT", "http://127.0.0.1:" + Instances.freePort() + "/v1/traces"), output);
+        awaitHealthy(port);
+        assertThat(Files.readString(output), not(containsString("Unparseable traceparent")));
+        assertThat(Instances.get(port, "/", "traceparent", "00-not-a-trace-id-01").statusCode(), is(200));
+        assertThat(Files.readString(output),
+                   containsString("DEBUG [io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator]"));
+        assertThat(Files.readString(output), containsString("- Unparseable traceparent header."));
+    }
+
     /** Both senders: OkHttp's for gRPC, the JDK's for HTTP (see JdkHttpSenderLoader). */
     @ParameterizedTest
     @EnumSource(value = ExportMode.class, names = {"OTEL_COLLECTOR_GRPC", "OTEL_COLLECTOR_HTTP"})

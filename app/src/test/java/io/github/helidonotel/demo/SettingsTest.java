@@ -28,6 +28,8 @@ class SettingsTest {
         assertThat(settings.targetOne(), is(new HostAndPort("app-b", 8000)));
         assertThat(settings.targetTwo(), is(new HostAndPort("app-c", 8000)));
         assertThat(settings.serviceName(), is("app"));
+        assertThat("empty is unset, as for every OTEL_* variable",
+                   Settings.fromEnvironment(Map.of("OTEL_SERVICE_NAME", "")).serviceName(), is("app"));
         assertThat(settings.logFile(), is(Optional.empty()));
         assertThat(settings.exportDelay(), is(Duration.ofSeconds(1)));
         assertThat(settings.exportQueueSize(), is(8192));
@@ -113,10 +115,13 @@ class SettingsTest {
             "TARGET_TWO_HOST     | http://app-c/x        | invalid TARGET_TWO_HOST='http://app-c/x'",
             "TARGET_TWO_HOST     | app-c:99999           | invalid TARGET_TWO_HOST='app-c:99999'",
             "TARGET_TWO_HOST     | app-c:                | invalid TARGET_TWO_HOST='app-c:'",
+            "TARGET_ONE_HOST     | app-b:8000#x          | invalid TARGET_ONE_HOST='app-b:8000#x'",
             "OTEL_SERVICE_NAME   | ' '                   | invalid OTEL_SERVICE_NAME=' '",
-            "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon': expected a whole number, 0 or more",
+            "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon': expected a whole number, 1 or more",
+            "OTEL_BSP_SCHEDULE_DELAY | 0                  | invalid OTEL_BSP_SCHEDULE_DELAY='0': expected a whole number, 1 or more",
             "OTEL_BSP_SCHEDULE_DELAY | -5                 | invalid OTEL_BSP_SCHEDULE_DELAY='-5'",
-            "OTEL_BSP_MAX_QUEUE_SIZE | 0                  | invalid OTEL_BSP_MAX_QUEUE_SIZE='0': expected a whole number, 1 or more",
+            "OTEL_BSP_MAX_QUEUE_SIZE | 0                  | invalid OTEL_BSP_MAX_QUEUE_SIZE='0': expected a whole number from 1 to 1048576",
+            "OTEL_BSP_MAX_QUEUE_SIZE | 2000000000         | invalid OTEL_BSP_MAX_QUEUE_SIZE='2000000000': expected a whole number from 1 to 1048576",
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE | 10000       | invalid OTEL_BSP_MAX_EXPORT_BATCH_SIZE='10000': expected a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (8192)",
             "MAX_CONCURRENT_REQUESTS | 0                  | invalid MAX_CONCURRENT_REQUESTS='0': expected a whole number, 1 or more, or -1 for no limit",
             "MAX_CONCURRENT_REQUESTS | many               | invalid MAX_CONCURRENT_REQUESTS='many'",
@@ -159,6 +164,16 @@ class SettingsTest {
                 Map.of("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", ratio)));
         assertThat(error.getMessage(), is("invalid OTEL_TRACES_SAMPLER_ARG='" + ratio
                                           + "': expected a number from 0 to 1, e.g. 0.1 to record one trace in ten"));
+    }
+
+    /** The exporter posts to the URL as given: without the path every export would get a 404. */
+    @ParameterizedTest
+    @ValueSource(strings = {"http://otel-collector:4318", "http://otel-collector:4318/"})
+    void httpModeRejectsAnEndpointWithoutThePath(String endpoint) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MODE", "jaeger-http", "JAEGER_HTTP_ENDPOINT", endpoint)));
+        assertThat(error.getMessage(), is("invalid JAEGER_HTTP_ENDPOINT='" + endpoint + "': expected the http(s) URL"
+                                          + " of the traces endpoint, path included, e.g. http://otel-collector:4318/v1/traces"));
     }
 
     @Test
@@ -217,6 +232,6 @@ class SettingsTest {
         SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
                 Map.of("MODE", "jaeger-http", "JAEGER_HTTP_ENDPOINT", "jaeger-collector:4318")));
         assertThat(error.getMessage(), containsString("JAEGER_HTTP_ENDPOINT"));
-        assertThat(error.getMessage(), containsString("an http(s) URL"));
+        assertThat(error.getMessage(), containsString("the http(s) URL of the traces endpoint"));
     }
 }
