@@ -64,28 +64,36 @@ public final class DemoServer implements AutoCloseable {
                                               telemetry.openTelemetry().getPropagators().getTextMapPropagator(),
                                               settings.targetOne().baseUri(),
                                               settings.targetTwo().baseUri());
-        WebServer server = WebServer.builder()
-                .port(settings.port())
-                // Under a flood: requests beyond the limit get a 503 at once (Helidon answers it
-                // before routing, then closes the connection), connections beyond theirs wait in
-                // the accept queue; so neither can pile up in the heap.
-                .maxConcurrentRequests(settings.maxConcurrentRequests())
-                .maxTcpConnections(settings.maxTcpConnections())
-                .featuresDiscoverServices(false)
-                .addFeature(ObserveFeature.builder()
-                                    .endpoint(OBSERVE_ENDPOINT)
-                                    .observersDiscoverServices(false)
-                                    .addObserver(HealthObserver.create())
-                                    .build())
-                .addFeature(AccessLogFeature.builder().format(ACCESS_LINE_FORMAT).build())
-                .shutdownHook(false)  // Main stops the server itself, then flushes spans
-                .shutdownGracePeriod(SHUTDOWN_GRACE)
-                .routing(routing -> {
-                    serverTracing.ifPresent(routing::addFeature);
-                    routing.register(new DemoService()).register(chain);
-                })
-                .build()
-                .start();
+        WebServer server;
+        try {
+            server = WebServer.builder()
+                    .port(settings.port())
+                    // Under a flood: requests beyond the limit get a 503 at once (Helidon answers it
+                    // before routing, then closes the connection), connections beyond theirs wait in
+                    // the accept queue; so neither can pile up in the heap.
+                    .maxConcurrentRequests(settings.maxConcurrentRequests())
+                    .maxTcpConnections(settings.maxTcpConnections())
+                    .featuresDiscoverServices(false)
+                    .addFeature(ObserveFeature.builder()
+                                        .endpoint(OBSERVE_ENDPOINT)
+                                        .observersDiscoverServices(false)
+                                        .addObserver(HealthObserver.create())
+                                        .build())
+                    .addFeature(AccessLogFeature.builder().format(ACCESS_LINE_FORMAT).build())
+                    .shutdownHook(false)  // Main stops the server itself, then flushes spans
+                    .shutdownGracePeriod(SHUTDOWN_GRACE)
+                    .routing(routing -> {
+                        serverTracing.ifPresent(routing::addFeature);
+                        routing.register(new DemoService()).register(chain);
+                    })
+                    .build()
+                    .start();
+        } catch (RuntimeException | Error e) {
+            // A build or start that throws, rather than leaving the server not running, must not
+            // leave the exporter's threads behind either.
+            telemetry.close();
+            throw e;
+        }
         if (!server.isRunning()) {
             telemetry.close();
             throw new ServerStartException(settings.port());

@@ -278,6 +278,10 @@ class PackagedJarIT {
             exportErrors = exportFailureLines(log);
         }
         assertThat("export failures are logged", exportErrors > 0, is(true));
+        // Without JdkHttpSenderLoader the SDK finds both senders, warns so, and takes either.
+        String printed = Files.readString(log);
+        assertThat("the SDK had one sender to choose from", printed.contains("Multiple HttpSenderProvider found")
+                || printed.contains("Multiple GrpcSenderProvider found"), is(false));
     }
 
     /**
