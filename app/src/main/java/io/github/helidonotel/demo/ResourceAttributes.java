@@ -44,7 +44,8 @@ final class ResourceAttributes {
         try {
             boolean namesTheService = config.getMap(ATTRIBUTES_PROPERTY)
                     .containsKey(ServiceAttributes.SERVICE_NAME.getKey());
-            if (namesTheService && !env.containsKey("OTEL_SERVICE_NAME")) {
+            // An empty OTEL_SERVICE_NAME is unset (Settings reads it so too).
+            if (namesTheService && env.getOrDefault("OTEL_SERVICE_NAME", "").isEmpty()) {
                 throw new SettingsException(VARIABLE, value, ACCEPTED + ", and the service's name in "
                         + "OTEL_SERVICE_NAME rather than service.name (the log lines take it from there)");
             }

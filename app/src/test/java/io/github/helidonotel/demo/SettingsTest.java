@@ -203,6 +203,9 @@ class SettingsTest {
                 Map.of("OTEL_RESOURCE_ATTRIBUTES", "service.name=app-a")));
         assertThat(error.getMessage(), containsString("invalid OTEL_RESOURCE_ATTRIBUTES='service.name=app-a'"));
         assertThat(error.getMessage(), containsString("OTEL_SERVICE_NAME rather than service.name"));
+        assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("OTEL_RESOURCE_ATTRIBUTES", "service.name=app-a", "OTEL_SERVICE_NAME", "")),
+                "an empty OTEL_SERVICE_NAME is unset");
     }
 
     @Test
