@@ -27,14 +27,13 @@ final class ResourceAttributes {
     }
 
     /**
-     * The attributes of {@code OTEL_RESOURCE_ATTRIBUTES} in {@code env}, with {@code service.name}
-     * set to {@code serviceName}. A {@code service.name} in the variable is refused unless
-     * {@code OTEL_SERVICE_NAME} is set (and so wins over it): the log lines take their
-     * {@code resource.service.name} from {@code OTEL_SERVICE_NAME}, and would name another service
-     * than the spans.
+     * The attributes of {@code value} (the variable's), with {@code service.name} set to
+     * {@code serviceName}. A {@code service.name} in the variable is refused unless the service
+     * name was configured ({@code OTEL_SERVICE_NAME} set, and so winning over it): the log lines
+     * take their {@code resource.service.name} from {@code OTEL_SERVICE_NAME}, and would name
+     * another service than the spans.
      */
-    static Resource fromEnvironment(Map<String, String> env, String serviceName) {
-        String value = env.getOrDefault(VARIABLE, "");
+    static Resource parse(String value, String serviceName, boolean serviceNameConfigured) {
         // The autoconfigure module reads the process's environment unless it is given the values;
         // given them, each instance of a test JVM reads its own. DefaultConfigProperties is the
         // module's own ConfigProperties (in an "internal" package, but the only implementation it
@@ -44,8 +43,7 @@ final class ResourceAttributes {
         try {
             boolean namesTheService = config.getMap(ATTRIBUTES_PROPERTY)
                     .containsKey(ServiceAttributes.SERVICE_NAME.getKey());
-            // An empty OTEL_SERVICE_NAME is unset (Settings reads it so too).
-            if (namesTheService && env.getOrDefault("OTEL_SERVICE_NAME", "").isEmpty()) {
+            if (namesTheService && !serviceNameConfigured) {
                 throw new SettingsException(VARIABLE, value, ACCEPTED + ", and the service's name in "
                         + "OTEL_SERVICE_NAME rather than service.name (the log lines take it from there)");
             }

@@ -117,8 +117,9 @@ public record Settings(ExportMode mode,
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1,
                                            MAX_EXPORT_QUEUE_SIZE);
         // Empty counts as unset, as the specification has it for every OTEL_* variable.
-        String serviceNameValue = env.getOrDefault("OTEL_SERVICE_NAME", "");
-        String serviceName = nonBlank("OTEL_SERVICE_NAME", serviceNameValue.isEmpty() ? "app" : serviceNameValue);
+        Optional<String> configuredServiceName = Optional.of(env.getOrDefault("OTEL_SERVICE_NAME", ""))
+                .filter(name -> !name.isEmpty());
+        String serviceName = nonBlank("OTEL_SERVICE_NAME", configuredServiceName.orElse("app"));
         int maxConcurrentRequests = limit(env, "MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
         int maxTcpConnections = limit(env, "MAX_TCP_CONNECTIONS", DEFAULT_MAX_TCP_CONNECTIONS);
         if (maxTcpConnections != NO_LIMIT && maxConcurrentRequests != NO_LIMIT
@@ -134,7 +135,8 @@ public record Settings(ExportMode mode,
                             HostAndPort.parse("TARGET_ONE_HOST", env.getOrDefault("TARGET_ONE_HOST", "app-b")),
                             HostAndPort.parse("TARGET_TWO_HOST", env.getOrDefault("TARGET_TWO_HOST", "app-c")),
                             serviceName,
-                            ResourceAttributes.fromEnvironment(env, serviceName),
+                            ResourceAttributes.parse(env.getOrDefault(ResourceAttributes.VARIABLE, ""), serviceName,
+                                                     configuredServiceName.isPresent()),
                             logFile(env.get("LOG_FILE")),
                             // 1 ms at least: with 0 the SDK's export thread never waits and
                             // keeps a core busy for as long as the service runs.
