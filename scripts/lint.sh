@@ -2,7 +2,8 @@
 # Lints the Ansible code: ansible-lint (production profile, ansible/.ansible-lint) over ansible/,
 # a check that each role's argument specs and defaults list the same variables, a check that each
 # role's README tables list the same variables as its argument specs, a check that the roles'
-# default versions are those the lab builds, then `ansible-playbook --syntax-check` of site.yml
+# default versions are those the lab builds, a check that site.yml's placement play knows every
+# unit the roles install, then `ansible-playbook --syntax-check` of site.yml
 # against each inventory.
 # Prints one result line; exits non-zero when anything fails.
 set -euo pipefail
@@ -34,6 +35,8 @@ run_stage() {  # run_stage <name> <command...>: runs a check, records a failure,
 # its argument specs list the same names (specs), and so do its README's variable tables (readmes).
 check_argument_specs() { python "$ROOT/scripts/check_roles.py" specs roles; }
 check_role_readmes() { python "$ROOT/scripts/check_roles.py" readmes roles; }
+# site.yml's placement play maps every unit the roles install to the group that runs it.
+check_placement() { python "$ROOT/scripts/check_placement.py" .; }
 
 # The lab deploys the releases it builds (ansible/lab/artifacts/versions.env, read by the lab
 # inventory); the roles' defaults, which every other inventory gets, must name the same ones, so
@@ -71,6 +74,7 @@ main() {
   run_stage "argument specs = defaults" check_argument_specs
   run_stage "role READMEs = argument specs" check_role_readmes
   run_stage "lab versions = role defaults" check_lab_versions
+  run_stage "placement map = role units" check_placement
   local inv
   for inv in "${INVENTORIES[@]}"; do
     run_stage "syntax-check ($inv)" \
@@ -78,7 +82,7 @@ main() {
   done
 
   if [ "${#failures[@]}" -eq 0 ]; then
-    echo "lint: OK (ansible-lint production, argument specs = defaults, role READMEs = argument specs, lab versions = role defaults, syntax-check: ${INVENTORIES[*]})"
+    echo "lint: OK (ansible-lint production, argument specs = defaults, role READMEs = argument specs, lab versions = role defaults, placement map = role units, syntax-check: ${INVENTORIES[*]})"
   else
     echo "lint: FAILED: ${failures[*]}"
     return 1
