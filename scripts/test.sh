@@ -85,7 +85,7 @@ stage_prerequisites() {
   say "prerequisites (apt packages, JDK 21+, Python venv)"
   export DEBIAN_FRONTEND=noninteractive
   local missing=()
-  for pkg in maven curl git python3; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  for pkg in maven curl git python3 procps; do  # procps: pkill, ps (stop_session) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
   fi
@@ -225,7 +225,8 @@ stage_verify() {
   # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
   run env -C ansible/tests LAB_SWITCH_TEST="${LAB_SWITCH_TEST:-1}" \
     LAB_DEPLOY_LOGS="$LOGS/deploy.log:$LOGS/idempotence.log:$LOGS/idempotence-app-configure.log" \
-    "$VENV_BIN/python" -m pytest -v --junitxml="$LOGS/pytest.xml" . || rc=$?
+    PYTHONDONTWRITEBYTECODE=1 "$VENV_BIN/python" -m pytest -v -p no:cacheprovider \
+    --basetemp="$LOGS/pytest-tmp" --junitxml="$LOGS/pytest.xml" . || rc=$?
   read -r passed failed < <(junit_counts "$LOGS/pytest.xml")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
   record verify "$passed" "$failed" $((SECONDS - start))
@@ -234,15 +235,19 @@ stage_verify() {
 stage_lab_down() {
   say "6 lab-down"
   local start=$SECONDS
+  local rc=0
+  # In a session of its own, as every long step: a signal meanwhile stops it, and on_signal runs
+  # it again with signals ignored (LAB_STARTED is cleared only once it has returned).
+  run ansible/lab/down.sh || rc=$?
   LAB_STARTED=0  # taken down once, whatever the outcome (finish must not do it again)
-  if ansible/lab/down.sh; then record lab-down 1 0 $((SECONDS - start))
+  if [ "$rc" -eq 0 ]; then record lab-down 1 0 $((SECONDS - start))
   else record lab-down 0 1 $((SECONDS - start)); fi
 }
 
 stage_vagrant() {
   say "7 vagrant: README's vagrant up with the LXC provider (make vagrant-test)"
   local start=$SECONDS rc=0
-  STOP_GRACE=300
+  STOP_GRACE=600  # above its tear-down's bounds (30 s for the step, 300 s for vagrant destroy, ...)
   run vagrant/lxc/vagrant-test.sh >"$LOGS/vagrant-test.log" 2>&1 || rc=$?
   STOP_GRACE=30
   # On success: its play recap, the trace it found, its step times and verdict; else the log's end.

@@ -33,6 +33,12 @@ ensure_python_venv_module() {
 requirements_hash() { { cat "$REQS"; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1; }
 
 create_venv() {
+  # A venv whose creation was interrupted (before ensurepip finished) has a python but no pip,
+  # and would fail every later install: made again.
+  if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    log "$VENV has no working pip (an interrupted creation?): creating it again"
+    rm -rf "$VENV"
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV"
     mkdir -p "$(dirname "$VENV")"

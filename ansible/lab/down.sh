@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Stops the local lab and removes everything up.sh created at run time: containers (orderly
-# poweroff, then kill), supervisors, the apt proxy, the artifact mirror, veths, network
-# namespaces, the bridge, the hosts' overlay mounts and their changes, $LAB_STATE. Keeps the
-# cached base tree, the apt cache and the artifacts. Safe to run when nothing is up.
+# Stops the local lab and removes everything up.sh created at run time: Ansible's SSH connection
+# masters to the hosts, containers (orderly poweroff, then kill), supervisors, the apt proxy, the
+# artifact mirror, veths, network namespaces, the bridge, the hosts' overlay mounts and their
+# changes, $LAB_STATE. Keeps the cached base tree, the apt cache and the artifacts. Safe to run
+# when nothing is up.
 # The logs of the run (containers' consoles, helpers) are kept in $LAB_CACHE/logs/last-run.
 set -euo pipefail
 # shellcheck source=lib/lab.sh
@@ -72,6 +73,7 @@ report_leftovers() {
   ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 && left+=("bridge $LAB_BRIDGE")
   grep -qE " ($LAB_CACHE|$LAB_STATE)[/ ]" /proc/mounts && left+=("mounts")
   pgrep -f "systemd-nspawn .*--directory=$LAB_CACHE/rootfs/" >/dev/null && left+=("systemd-nspawn processes")
+  [[ -z $(ss -Htn state established "dst $LAB_NET_PREFIX.0/24") ]] || left+=("connections to $LAB_NET_PREFIX.0/24")
   for r in $(cgroup_roots); do [[ ! -d $r/$LAB_CGROUP_NAME ]] || left+=("cgroup $r/$LAB_CGROUP_NAME"); done
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
   log "nothing left behind"
@@ -80,6 +82,7 @@ report_leftovers() {
 main() {
   require_root
   # Every step runs even when one before it failed: each removes what it can.
+  run_stage_and_go_on "ssh masters" stop_ssh_masters "$LAB_NET_PREFIX"
   run_stage_and_go_on "stop hosts" stop_hosts
   run_stage_and_go_on "helper daemons" stop_helpers
   run_stage_and_go_on "host trees" remove_host_trees

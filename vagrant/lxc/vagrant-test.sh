@@ -109,7 +109,10 @@ vagrant_provision() {
 # fresh traceparent, then the whole trace from jaeger-query; it must hold spans of every app.
 check_trace() {
   local out line spans
-  out=$(run_bounded $((VLXC_TRACE_WAIT + 90)) "$VLXC_ROOT/scripts/trace.sh" -n -w "$VLXC_TRACE_WAIT")
+  # Into a file, not $(...): run_bounded must set CHILD in this shell, for tear_down to stop it.
+  run_bounded $((VLXC_TRACE_WAIT + 90)) "$VLXC_ROOT/scripts/trace.sh" -n -w "$VLXC_TRACE_WAIT" \
+    >"$VLXC_STATE/trace.out" || die "scripts/trace.sh failed: $(cat "$VLXC_STATE/trace.out")"
+  out=$(<"$VLXC_STATE/trace.out")
   printf '%s\n' "$out"
   line=$(grep -E '^trace [0-9a-f]{32}: [0-9]+ spans of ' <<<"$out") || die "scripts/trace.sh printed no trace"
   spans=${line#*: }
@@ -123,12 +126,16 @@ check_trace() {
 # Everything below runs on every exit; each part goes on after a failure of the one before.
 tear_down() {
   local rc=$? failed=0 start=$SECONDS
-  trap - EXIT INT TERM HUP
-  if [[ -n $CHILD ]]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; sleep 2; kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
+  trap - EXIT
+  # Ignored, not reset: a second signal must not cut the clean-up short, and the commands it
+  # starts inherit the ignoring.
+  trap '' INT TERM HUP
+  stop_child
   log "==> tear down (test exit $rc)"
   "$VLXC_DIR/cassandra.sh" stop || failed=1
-  stop_ssh_masters || failed=1
-  vagrant_cmd 600 destroy -f || failed=1
+  stop_ssh_masters "$VLXC_NET_PREFIX" || failed=1
+  vagrant_cmd 300 destroy -f || failed=1
+  destroy_unknown_containers || failed=1
   # The name cassandra.sh gave node2's network namespace.
   ip netns list | awk '/^vlxc-/ {print $1}' | xargs -r -n1 ip netns del || failed=1
   "$VLXC_DIR/host-teardown.sh" || failed=1
@@ -144,12 +151,29 @@ tear_down() {
   exit "$rc"
 }
 
-# Ansible's ssh connection masters (ControlPersist) leave the run's process group; after an
-# interrupted provisioning one can stay connected to a container. Ends those on the private network.
-stop_ssh_masters() {
-  local pid
-  for pid in $(ss -Htnp state established "dst $VLXC_NET_PREFIX.0/24" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
-    [[ $(ps -o comm= -p "$pid") != ssh ]] || { log "stopping ssh master $pid"; kill -TERM "$pid" 2>/dev/null || true; }
+# The long command of an interrupted step: TERM to its process group (vagrant then cleans up
+# what it was doing), KILL to what is left after 30 s.
+stop_child() {
+  [[ -n $CHILD ]] || return 0
+  kill -TERM -- "-$CHILD" 2>/dev/null || return 0
+  local _
+  for _ in $(seq 1 60); do
+    kill -0 -- "-$CHILD" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL -- "-$CHILD" 2>/dev/null || true
+}
+
+# A `vagrant up` stopped while it created a container leaves one that Vagrant has no id for, so
+# `vagrant destroy` does not know it (and the next run would refuse to start): destroyed by name.
+destroy_unknown_containers() {
+  local node name
+  for node in "${VLXC_NODES[@]}"; do
+    name=$(vlxc_container "$node")
+    [[ -e /var/lib/lxc/$name ]] || continue
+    log "destroying container $name, unknown to vagrant"
+    lxc-stop -k -n "$name" 2>/dev/null || true
+    lxc-destroy -f -n "$name" || return 1
   done
 }
 
@@ -162,12 +186,13 @@ check_nothing_left() {
   ip netns list | grep -q '^vlxc-' && left+=("netns vlxc-*")
   [[ -z $(ss -Htn state established "dst $VLXC_NET_PREFIX.0/24") ]] || left+=("connections to $VLXC_NET_PREFIX.0/24")
   [[ ! -d $VLXC_STATE ]] || left+=("$VLXC_STATE")
+  ! grep -q " $VLXC_CACHE/" /proc/mounts || left+=("mounts under $VLXC_CACHE")
   if [[ -s $VLXC_CACHE/ip_forward.before && $(<"$VLXC_CACHE/ip_forward.before") != $(</proc/sys/net/ipv4/ip_forward) ]]; then
     left+=("ip_forward $(</proc/sys/net/ipv4/ip_forward), was $(<"$VLXC_CACHE/ip_forward.before")")
   fi
   ((${#left[@]} == 0)) || { log "left behind: ${left[*]}" >&2; return 1; }
   rm -f "$VLXC_CACHE/ip_forward.before"
-  log "nothing left behind: no container, bridge, nft table, dnsmasq, netns; ip_forward $(</proc/sys/net/ipv4/ip_forward)"
+  log "nothing left behind: no container, bridge, nft table, dnsmasq, netns, mount; ip_forward $(</proc/sys/net/ipv4/ip_forward)"
 }
 
 main() {

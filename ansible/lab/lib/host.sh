@@ -20,6 +20,9 @@ install_host_packages() {
   log "installing on the host: ${missing[*]}"
   # apt-cacher-ng asks whether to allow CONNECT tunnels; answer it before it asks.
   echo 'apt-cacher-ng apt-cacher-ng/tunnelenable boolean false' | debconf-set-selections
+  # A dpkg run killed part-way (an interrupted earlier run) makes every install fail until the
+  # packages it left unpacked are configured.
+  dpkg --configure -a
   apt_get update
   apt_get install --no-install-recommends "${missing[@]}"
 }
@@ -127,6 +130,16 @@ start_artifact_mirror() {
     die "artifact mirror did not start"
   fi
   log "artifact mirror http://$LAB_BRIDGE_ADDR:$LAB_MIRROR_PORT/ serves $LAB_MIRROR_DIR"
+}
+
+# stop_ssh_masters NET_PREFIX: Ansible's SSH connection masters (ControlPersist) leave the run's
+# process group and would outlive it by up to a minute, connected to hosts being taken down.
+# Stops the ssh clients connected to NET_PREFIX.0/24.
+stop_ssh_masters() {
+  local pid
+  for pid in $(ss -Htnp state established "dst $1.0/24" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    [[ $(ps -o comm= -p "$pid") != ssh ]] || { log "stopping ssh master $pid"; kill -TERM "$pid" 2>/dev/null || true; }
+  done
 }
 
 # stop_daemon NAME: SIGTERM, bounded wait, SIGKILL; removes the pid file.

@@ -9,6 +9,16 @@ any_host_tree_mounted() {
   grep -q " $LAB_CACHE/rootfs/[^ ]*/root " /proc/mounts
 }
 
+# unmount_under DIR: a debootstrap killed part-way leaves its proc and sys mounts in its tree,
+# where `rm -rf` would fail on them and every later build with it. Deepest first.
+unmount_under() {
+  local mnt
+  awk -v dir="$1/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mnt; do
+    log "unmounting $mnt (left by an interrupted build)"
+    umount -l "$mnt"
+  done
+}
+
 # Debootstraps the base tree once; later runs reuse it unless the recipe changed. Packages come
 # through the lab's apt-cacher-ng, so even a rebuild downloads nothing twice.
 build_base_rootfs() {
@@ -20,7 +30,8 @@ build_base_rootfs() {
   any_host_tree_mounted && die "the base tree must be rebuilt but hosts use it: run down.sh first"
   mirror=$(debian_mirror)
   [[ $mirror != http://* ]] || proxy=(env "http_proxy=http://$LAB_BRIDGE_ADDR:$LAB_APT_PROXY_PORT")
-  rm -rf "$new"
+  unmount_under "$new"
+  rm -rf --one-file-system "$new"
   mkdir -p "$new"
   log "debootstrap $LAB_SUITE from $mirror (log: $LAB_CACHE/rootfs/debootstrap.log)"
   if ! "${proxy[@]}" debootstrap --variant=minbase --include="$LAB_BASE_PACKAGES" \
