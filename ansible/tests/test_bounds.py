@@ -98,7 +98,7 @@ FLOOD_APP = "app-b"        # not the /chain entry point, so the other tests' tra
 FLOOD = 300                # concurrent /random_sleep requests: 3x the role's app_max_concurrent_requests
                            # (100), fewer than its app_max_tcp_connections (400)
 FLOOD_TIMEOUT = 30         # seconds per request: /random_sleep sleeps 5 s at most
-FAST = 2.0                 # seconds: a refusal comes well before /random_sleep's shortest sleep
+SLEEP_LINE = "random sleep"  # the line /random_sleep logs after its sleep, before it answers
 
 
 def _timed_get(url):
@@ -110,10 +110,20 @@ def _timed_get(url):
     return status, time.monotonic() - start
 
 
-def test_a_flood_gets_fast_503s_and_the_unit_keeps_running(hosts):
+def _sleep_lines(host):
+    """How many times /random_sleep's handler has run in this log file."""
+    log = f"/var/log/helidon-apps/{FLOOD_APP}/{FLOOD_APP}.log"
+    return int(host.check_output(f"grep -c -F -e {SLEEP_LINE!r} {log} || true") or 0)
+
+
+def test_a_flood_gets_503s_beyond_the_limit_and_the_unit_keeps_running(hosts):
+    """Requests beyond app_max_concurrent_requests are refused without reaching the handler (so
+    without sleeping): the handler ran exactly once per 200. The refusals' times are printed, not
+    judged (a loaded machine would make any bound flaky)."""
     name = next(h for h, a in APP_PLACEMENTS if a == FLOOD_APP)
     host = hosts[name]
     before = show(host, FLOOD_APP, "MainPID", "NRestarts")
+    slept_before = _sleep_lines(host)
     url = app_url(FLOOD_APP, "/random_sleep")
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=FLOOD) as pool:
@@ -127,8 +137,10 @@ def test_a_flood_gets_fast_503s_and_the_unit_keeps_running(hosts):
           f"{refused[-1] * 1000 if refused else 0:.0f} ms), {len(other)} other; {took:.1f} s")
     assert not other, f"answers other than 200 or 503: {other[:5]}"
     assert refused, "no request was refused: the flood did not reach the limit"
-    assert refused[-1] < FAST, f"the slowest 503 took {refused[-1]:.2f} s"
     assert len(ok) >= 50, f"only {len(ok)} requests were served"
+    slept = _sleep_lines(host) - slept_before
+    assert slept == len(ok), f"/random_sleep's handler ran {slept} times for {len(ok)} answers 200 " \
+                             f"({len(refused)} refused): refused requests reached the handler"
     status, _ = http_get(app_url(FLOOD_APP, "/"), timeout=10)
     assert status == 200, f"/ answered {status} after the flood"
     after = show(host, FLOOD_APP, "MainPID", "NRestarts", "ActiveState")

@@ -250,7 +250,7 @@ def totals_line():
     return f"pipeline totals: {STATS['traces']} traces, {STATS['spans']} spans checked{seen}"
 
 
-def test_mixed_modes_one_trace(hosts, report, capsys):
+def test_mixed_modes_one_trace(hosts, ssh_key, report, capsys):
     """The inventory's own topology, as the original's base compose file: each app instance has
     its own MODE, so one /chain trace is assembled from spans that reached Jaeger by different
     paths. Runs first; deploys the inventory's modes (no tracing_mode override) unless the lab
@@ -263,6 +263,8 @@ def test_mixed_modes_one_trace(hosts, report, capsys):
     then Collector, after: so the forwarded count can only overstate what Jaeger got from the
     Collector in between, never hide a direct span)."""
     deploy_inventory_modes(hosts)
+    # The pipeline's units as the inventory's modes left them: the first MODE switch is checked too.
+    LAST_INVOCATIONS.update(pipeline_invocations(ssh_key))
     modes, expected = deployed_modes(hosts), inventory_modes()
     assert modes == {app: expected.get(app) for app in modes}, \
         f"deployed MODEs {modes} differ from the inventory's app_instance_modes {expected}"
@@ -350,8 +352,22 @@ def test_server_span_status_follows_http_conventions(capsys):
         print(f"\n[span status] {checked}")
 
 
+def spans_by_path(delta, mode):
+    """Spans the receiver of `mode` took in `delta` (path_counters after minus before): the
+    Collector's OTLP receivers for its modes; jaeger-collector's for the jaeger modes, where its
+    gRPC receiver's count, which includes what the Collector forwarded, is taken net of that."""
+    return {"otel-collector-grpc": delta["collector_grpc"],
+            "otel-collector-http": delta["collector_http"],
+            "jaeger-grpc": delta["jaeger_grpc"] - delta["forwarded"],
+            "jaeger-http": delta["jaeger_http"]}[mode]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
+    """Every instance on one MODE: the /chain trace is complete and in every log file, and its
+    spans came in through that mode's receiver (its span counter grew by at least the trace's
+    spans; read as in test_mixed_modes_one_trace), so an endpoint variable pointing at another
+    receiver fails here."""
     took = deploy(mode)
     # Only the apps follow MODE: after the first deployment of this run, switching it must leave
     # the collectors and jaeger-query running as they were (same systemd invocation).
@@ -363,14 +379,19 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     for name, v in INVENTORY_HOSTS.items():
         for app in v["apps"]:
             assert env_file(hosts[name], app)["MODE"] == mode, f"{app} on {name} did not get MODE={mode}"
+    before = path_counters()
     trace_id, sent = send_chain()
     trace, seconds = wait_for_trace(trace_id, sent)
     spans = check_trace(trace, trace_id)
+    after = path_counters(jaeger_first=True)
+    taken = spans_by_path({k: after[k] - before[k] for k in before}, mode)
+    assert taken >= spans, f"MODE={mode}: its receiver took {taken:.0f} spans, the trace has {spans}"
     check_logs(hosts, trace_id)
     count_trace(report, spans, seconds)
     with capsys.disabled():
         print(f"\n[{mode}] deploy {took:.0f} s; trace {trace_id}: {spans} spans of "
-              f"{len(SERVICES)} services, visible after {seconds:.1f} s, in every log file")
+              f"{len(SERVICES)} services, visible after {seconds:.1f} s, in every log file; "
+              f"{taken:.0f} spans through {mode}'s receiver")
 
 
 def test_burst_survives_jaeger_collector_outage(hosts, ssh_key, report, capsys):

@@ -153,19 +153,44 @@ def tasks_of(node):
             yield from tasks_of(task.get(key))
 
 
+# A Jinja expression that reads a password or secret variable (not the word in a comment, nor a
+# path such as Grafana's $__file{.../admin-password}, which the service reads at start). A bcrypt
+# hash (Prometheus's web config) is no password: its task only keeps it out of the diff.
+SECRET_EXPRESSION = re.compile(r"\{\{[^}]*(password|secret)(?!_hash)[^}]*\}\}")
+# The roles' templates live at the repository's root: src is "{{ <role>_template_root }}/etc/...".
+TEMPLATE_ROOT = re.compile(r"^\{\{ *\w+_template_root *\}\}/")
+
+
+def writes_a_secret(task):
+    """Whether a copy task's content, or a template task's template, names a password or secret."""
+    copy = task.get("ansible.builtin.copy")
+    if isinstance(copy, dict):
+        return bool(SECRET.search(str(copy.get("content", ""))))
+    template = task.get("ansible.builtin.template")
+    if isinstance(template, dict) and TEMPLATE_ROOT.match(template.get("src", "")):
+        # A looped task's src names its templates with {{ item... }}: each file it can be.
+        pattern = re.sub(r"\{\{[^}]*\}\}", "**/*", TEMPLATE_ROOT.sub("", template["src"]))
+        sources = sorted(p for p in ROOT.glob(pattern) if p.is_file())
+        assert sources, f"no template at {template['src']} ({ROOT / pattern})"
+        return any(SECRET_EXPRESSION.search(source.read_text()) for source in sources)
+    return False
+
+
 def test_every_task_writing_a_generated_secret_hides_it():
-    """A copy or template task whose content names a password or secret variable must be no_log
-    (its result, the diff included, is censored) and diff: false (no diff is even computed)."""
+    """A copy task whose content, or a template task whose template, names a password or secret
+    variable must be no_log (its result, the diff included, is censored) and diff: false (no diff
+    is even computed)."""
     checked = []
     for path in sorted((ANSIBLE_DIR / "roles").glob("*/tasks/*.yml")):
         for task in tasks_of(yaml.safe_load(path.read_text())):
-            copy = task.get("ansible.builtin.copy") or {}
-            if isinstance(copy, dict) and SECRET.search(str(copy.get("content", ""))):
+            if writes_a_secret(task):
                 where = f"{path.relative_to(ANSIBLE_DIR)}: {task.get('name')}"
                 assert task.get("no_log") is True, f"{where}: not no_log"
                 assert task.get("diff") is False, f"{where}: not diff: false"
                 checked.append(where)
-    assert len(checked) >= 4, checked  # prometheus, jaeger, grafana (admin, secret key, prometheus)
+    # copies: prometheus, jaeger, grafana (admin, secret key, prometheus); templates: the Jaeger
+    # configs holding the Cassandra password
+    assert len(checked) >= 6, checked
 
 
 GENERATED_SECRET = re.compile(r"""lookup\('generated_secret', '([^']+)'(, (want|file)=)?""")

@@ -20,16 +20,16 @@ import org.junit.jupiter.api.io.TempDir;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.empty;
-import static org.hamcrest.Matchers.everyItem;
 import static org.hamcrest.Matchers.greaterThanOrEqualTo;
 import static org.hamcrest.Matchers.is;
 import static org.hamcrest.Matchers.lessThan;
 
 /**
  * The packaged jar under a flood of slow requests: more {@code /random_sleep} requests at once
- * than it serves at once ({@code MAX_CONCURRENT_REQUESTS}). Those beyond the limit get a 503 at
- * once, faster than any served request that sleeps (1 to 5 s, or not at all), which answer 200;
- * and the instance still answers {@code /} afterwards. The limits are set small here, so that the
+ * than it serves at once ({@code MAX_CONCURRENT_REQUESTS}). Those beyond the limit get a 503
+ * without reaching the handler (which sleeps 0 to 5 s and logs "random sleep" once per request it
+ * serves), the others a 200; and the instance still answers {@code /} afterwards. How long the
+ * refusals took is printed, not judged: any bound would fail on a loaded machine. The limits are set small here, so that the
  * flood stays small (the defaults, 100 requests and 400 connections, differ only in size), and
  * the heap is the unit's. Loopback only; a bounded number of requests, each with a timeout.
  */
@@ -40,8 +40,8 @@ class FloodIT {
     private static final int MAX_TCP_CONNECTIONS = 64;
     /** Five times what the instance serves at once, fewer than the connections it accepts at once. */
     private static final int FLOOD = 5 * MAX_CONCURRENT_REQUESTS;
-    /** "Fast": below /random_sleep's shortest sleep but zero (1 s), on a loaded machine too. */
-    private static final Duration FAST = Duration.ofSeconds(1);
+    /** What /random_sleep logs once per request it serves, after its sleep. */
+    private static final String SLEEP_LINE = "- random sleep";
     /** Longer than /random_sleep's longest sleep (5 s) with a loaded machine's delays on top. */
     private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(20);
 
@@ -105,10 +105,15 @@ class FloodIT {
         assertThat("the instance served as many as its limit", ok.size(),
                    greaterThanOrEqualTo(MAX_CONCURRENT_REQUESTS));
         assertThat("requests beyond the limit were refused", refused.size(), greaterThanOrEqualTo(1));
-        assertThat("each refusal came at once", refused.stream().map(Answer::time).toList(),
-                   everyItem(lessThan(FAST)));
+        assertThat("the handler ran once per 200, never for a refused request", sleepLines(), is((long) ok.size()));
         assertThat("afterwards / answers", Instances.get(port, "/").statusCode(), is(200));
         assertThat("the instance is still running", process.isAlive(), is(true));
+    }
+
+    private long sleepLines() throws IOException {
+        try (var lines = Files.lines(logs.resolve("flood.out"))) {
+            return lines.filter(line -> line.contains(SLEEP_LINE)).count();
+        }
     }
 
     private Process startJar(int port) throws IOException {
