@@ -126,7 +126,8 @@ def test_admin_replaces_the_default_superuser(admin_pw):
 
 
 def test_jaeger_reads_and_writes_only_its_keyspace(admin_pw, jaeger_pw):
-    out = cql(ADMIN_ROLE, admin_pw, f"LIST ALL PERMISSIONS OF {JAEGER_ROLE} NORECURSIVE")
+    # Recursive (the default): grants it holds through roles granted to it count too.
+    out = cql(ADMIN_ROLE, admin_pw, f"LIST ALL PERMISSIONS OF {JAEGER_ROLE}")
     grants = sorted((r[2], r[3]) for r in out["results"][0]["rows"])
     owned = [res for res, _ in grants if res.startswith("<table ")]
     print(f"grants of {JAEGER_ROLE}: {[g for g in grants if not g[0].startswith('<table ')]}, plus "
@@ -148,10 +149,14 @@ def test_jaeger_reads_and_writes_only_its_keyspace(admin_pw, jaeger_pw):
 def test_jaeger_cannot_do_admin_things(admin_pw, jaeger_pw):
     probe_ks = f"auth_probe_{secrets.token_hex(4)}"
     made = cql(ADMIN_ROLE, admin_pw,
-               f"CREATE KEYSPACE {probe_ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}")
-    assert made["results"][0]["ok"], made
+               f"CREATE KEYSPACE {probe_ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+               f"CREATE TABLE {probe_ks}.probe (k int PRIMARY KEY)")
+    assert all(r["ok"] for r in made["results"]), made
     try:
         statements = [
+            # another keyspace's data: neither written nor read
+            f"INSERT INTO {probe_ks}.probe (k) VALUES (1)",
+            f"SELECT k FROM {probe_ks}.probe",
             "CREATE ROLE auth_probe_role WITH PASSWORD = 'probe-password-1234' AND LOGIN = true",
             f"DROP KEYSPACE {probe_ks}",
             f"ALTER KEYSPACE {KEYSPACE} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",

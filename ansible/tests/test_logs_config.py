@@ -774,14 +774,18 @@ def test_promtail_stamps_entries_with_the_time_of_their_line(rendered, app_log, 
 def test_timestamp_location_is_a_variable(tmp_path):
     render("promtail", tmp_path / "p", promtail_timestamp_location="Asia/Kolkata")
     render("alloy", tmp_path / "a", alloy_timestamp_location="Asia/Kolkata")
+    jobs = processes = 0
     for host, cfg in promtail_configs(tmp_path / "p").items():
         for job in cfg["scrape_configs"]:
             assert stage(job["pipeline_stages"], "timestamp")["location"] == "Asia/Kolkata", host
+            jobs += 1
     for host, f in hosts_of(tmp_path / "a", "etc/alloy/config.alloy").items():
         blocks = alloy_blocks(alloy_tokens(f.read_text()))
         for (name, _), attrs in blocks.items():
             if name == "loki.process":
                 assert attrs["location"] == ("str", "Asia/Kolkata"), host
+                processes += 1
+    assert jobs and processes, f"nothing checked: {jobs} Promtail jobs, {processes} Alloy loki.process blocks"
 
 
 def test_alloy_stamps_entries_like_promtail(rendered):

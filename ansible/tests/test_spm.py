@@ -101,9 +101,23 @@ def wait_until(what, check, timeout=METRICS_WAIT, interval=5):
         time.sleep(interval)
 
 
+ERROR_TESTS = 10  # /error_test calls per app after the load
+
+
+def calls(service, **labels):
+    """Sum of traces_span_metrics_calls_total over a service's series (0 when it has none)."""
+    selector = ",".join(f'{k}="{v}"' for k, v in {"service_name": service, **labels}.items())
+    result = prometheus_query(f"sum({CALLS}{{{selector}}})")
+    return float(result[0]["value"][1]) if result else 0.0
+
+
 @pytest.fixture(scope="module")
 def load():
-    """Runs the bounded load on the lab apps, then 10 more /error_test calls on each app."""
+    """Runs the bounded load on the lab apps, then ERROR_TESTS more /error_test calls on each
+    app. Returns the calls counted before it ({service: calls}, and app-a's ERROR calls), so
+    that the tests see this load counted, not what earlier tests' traffic left in the counters."""
+    before = {service: calls(service) for service in SERVICES}
+    before["app-a errors"] = calls("app-a", status_code="STATUS_CODE_ERROR")
     apps = [app_url(app) for _, app in APP_PLACEMENTS]
     proc = subprocess.run(
         [str(ROOT / "scripts" / "load.sh"), "-n", "2", "-t", "150", "-p", "1", *apps],
@@ -112,10 +126,10 @@ def load():
     assert proc.returncode == 0, f"load.sh failed:\n{proc.stdout}\n{proc.stderr}"
     assert " 200 " in proc.stdout.replace("\n", " "), proc.stdout
     for base in apps:
-        for _ in range(10):
+        for _ in range(ERROR_TESTS):
             status, _body = http_get(f"{base}/error_test")
             assert status == 500
-    return proc.stdout
+    return before
 
 
 def test_prometheus_runs_as_its_own_user(hosts):
@@ -144,6 +158,8 @@ def test_prometheus_scrapes_the_collector(load):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_calls_total_per_service(load, service):
+    wait_until(f"{CALLS} for {service} to count the load (from {load[service]:.0f})",
+               lambda: calls(service) > load[service])
     result = wait_until(
         f"{CALLS} for {service}",
         lambda: prometheus_query(f'{CALLS}{{service_name="{service}"}}'),
@@ -173,6 +189,13 @@ def test_jaeger_monitor_latencies(load):
                         lambda: point_values(jaeger_metrics("latencies", quantile=0.95))
                         and jaeger_metrics("latencies", quantile=0.95))
     assert family["name"] == "service_latencies"
+
+
+def test_error_test_calls_are_counted_as_errors(load):
+    """Each /error_test on app-a is one SERVER span with status ERROR: its error calls grew by
+    at least that many."""
+    wait_until(f"{CALLS} of app-a with status ERROR to grow by {ERROR_TESTS}",
+               lambda: calls("app-a", status_code="STATUS_CODE_ERROR") >= load["app-a errors"] + ERROR_TESTS)
 
 
 def test_jaeger_monitor_errors_after_error_test(load):
