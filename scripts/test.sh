@@ -85,7 +85,8 @@ stage_prerequisites() {
   say "prerequisites (apt packages, JDK 21+, Python venv)"
   export DEBIAN_FRONTEND=noninteractive
   local missing=()
-  for pkg in maven curl git python3 procps; do  # procps: pkill, ps (stop_session) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  # procps: pkill and ps, with which stop_session stops a stage's processes.
+  for pkg in maven curl git python3 procps; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
   fi
