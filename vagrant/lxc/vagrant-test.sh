@@ -135,7 +135,7 @@ tear_down() {
   "$VLXC_DIR/cassandra.sh" stop || failed=1
   stop_ssh_masters "$VLXC_NET_PREFIX" || failed=1
   vagrant_cmd 300 destroy -f || failed=1
-  destroy_unknown_containers || failed=1
+  destroy_left_containers || failed=1
   # The name cassandra.sh gave node2's network namespace.
   ip netns list | awk '/^vlxc-/ {print $1}' | xargs -r -n1 ip netns del || failed=1
   "$VLXC_DIR/host-teardown.sh" || failed=1
@@ -164,16 +164,25 @@ stop_child() {
   kill -KILL -- "-$CHILD" 2>/dev/null || true
 }
 
-# A `vagrant up` stopped while it created a container leaves one that Vagrant has no id for, so
-# `vagrant destroy` does not know it (and the next run would refuse to start): destroyed by name.
-destroy_unknown_containers() {
-  local node name
+# Containers `vagrant destroy` left: one a stopped `vagrant up` was creating (Vagrant has no id
+# for it yet), or one it failed to halt (a boot cut short). Destroyed by name; then the state of a
+# machine whose container is gone is removed, as a destroy that works removes it, so that the
+# next run does not refuse to start. (main refuses to start when machine state exists: what is
+# here was made by this run.)
+destroy_left_containers() {
+  local node name id
   for node in "${VLXC_NODES[@]}"; do
     name=$(vlxc_container "$node")
-    [[ -e /var/lib/lxc/$name ]] || continue
-    log "destroying container $name, unknown to vagrant"
-    lxc-stop -k -n "$name" 2>/dev/null || true
-    lxc-destroy -f -n "$name" || return 1
+    if [[ -e /var/lib/lxc/$name ]]; then
+      log "destroying container $name, left by vagrant destroy"
+      lxc-stop -k -n "$name" 2>/dev/null || true
+      lxc-destroy -f -n "$name" || return 1
+    fi
+    id=$VLXC_ROOT/vagrant/.vagrant/machines/$node/lxc/id
+    if [[ -e $id && $(<"$id") == "$name" ]]; then
+      log "removing the state of machine $node (its container $name is gone)"
+      rm -rf "$VLXC_ROOT/vagrant/.vagrant/machines/$node/lxc"
+    fi
   done
 }
 
