@@ -103,6 +103,9 @@ CONF
 build_box() {
   local box_file="$BOX_DIR/helidon-otel-trixie-lxc.box"
   mkdir -p "$BOX_DIR"
+  # Work folders of a build that was killed (a copy of the whole tree each); vagrant-test.sh runs
+  # one box build at a time.
+  rm -rf --one-file-system "$VLXC_CACHE"/box-build.*
   WORK=$(mktemp -d "$VLXC_CACHE/box-build.XXXXXX")
   cp -a "$LAB_ROOTFS_BASE" "$WORK/rootfs"
   customize_tree "$WORK/rootfs"

@@ -280,6 +280,8 @@ main() {
   # One build at a time (make test and a manual run would share work directories).
   exec 9>"${LAB_CACHE}/artifacts/.build.lock"
   flock -w "${GO_STEP_TIMEOUT}" 9 || die "another build.sh still runs after ${GO_STEP_TIMEOUT} s"
+  # Scratch folders of a build that was killed (the lock says none is in use).
+  rm -rf "${WORK_DIR}"/stage.*
   # Sequential on purpose: each Go build already uses both cores of a CI machine.
   if [[ -z "${only}" || "${only}" == jaeger ]]; then
     run_stage jaeger "${JAEGER_RELEASE_DIR}/${JAEGER_TARGET}.tar.gz"
