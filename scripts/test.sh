@@ -51,8 +51,8 @@ say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 # process group: a command may start processes in groups of their own (GNU `timeout` without
 # --foreground does, as in load.sh). Whatever is left in the session when the command ends (say,
 # a command a test's timeout gave up on) is stopped too. Not reached: what detaches into a session
-# of its own, as the lab's daemons do on purpose, and Ansible's workers (with their SSH masters,
-# which exit on their own after ControlPersist's 60 s).
+# of its own, as the lab's daemons do on purpose, and Ansible's SSH masters (ControlPersist),
+# which the lab's down.sh stops.
 run() {
   local rc=0
   setsid "$@" 3>&- 4>&- &  # (the lab's daemons must not hold the console open)
