@@ -64,41 +64,44 @@ public final class DemoServer implements AutoCloseable {
                                               telemetry.openTelemetry().getPropagators().getTextMapPropagator(),
                                               settings.targetOne().baseUri(),
                                               settings.targetTwo().baseUri());
-        WebServer server;
         try {
-            server = WebServer.builder()
-                    .port(settings.port())
-                    // Under a flood: requests beyond the limit get a 503 at once (Helidon answers it
-                    // before routing, then closes the connection), connections beyond theirs wait in
-                    // the accept queue; so neither can pile up in the heap.
-                    .maxConcurrentRequests(settings.maxConcurrentRequests())
-                    .maxTcpConnections(settings.maxTcpConnections())
-                    .featuresDiscoverServices(false)
-                    .addFeature(ObserveFeature.builder()
-                                        .endpoint(OBSERVE_ENDPOINT)
-                                        .observersDiscoverServices(false)
-                                        .addObserver(HealthObserver.create())
-                                        .build())
-                    .addFeature(AccessLogFeature.builder().format(ACCESS_LINE_FORMAT).build())
-                    .shutdownHook(false)  // Main stops the server itself, then flushes spans
-                    .shutdownGracePeriod(SHUTDOWN_GRACE)
-                    .routing(routing -> {
-                        serverTracing.ifPresent(routing::addFeature);
-                        routing.register(new DemoService()).register(chain);
-                    })
-                    .build()
-                    .start();
+            WebServer server = startServer(settings, serverTracing, chain);
+            if (!server.isRunning()) {
+                throw new ServerStartException(settings.port());
+            }
+            return new DemoServer(telemetry, server);
         } catch (RuntimeException | Error e) {
-            // A build or start that throws, rather than leaving the server not running, must not
-            // leave the exporter's threads behind either.
+            // Whether the server is not running or its build or start threw, the exporter's
+            // threads must not outlive it.
             telemetry.close();
             throw e;
         }
-        if (!server.isRunning()) {
-            telemetry.close();
-            throw new ServerStartException(settings.port());
-        }
-        return new DemoServer(telemetry, server);
+    }
+
+    private static WebServer startServer(Settings settings, Optional<ServerTracing> serverTracing,
+                                         ChainService chain) {
+        return WebServer.builder()
+                .port(settings.port())
+                // Under a flood: requests beyond the limit get a 503 at once (Helidon answers it
+                // before routing, then closes the connection), connections beyond theirs wait in
+                // the accept queue; so neither can pile up in the heap.
+                .maxConcurrentRequests(settings.maxConcurrentRequests())
+                .maxTcpConnections(settings.maxTcpConnections())
+                .featuresDiscoverServices(false)
+                .addFeature(ObserveFeature.builder()
+                                    .endpoint(OBSERVE_ENDPOINT)
+                                    .observersDiscoverServices(false)
+                                    .addObserver(HealthObserver.create())
+                                    .build())
+                .addFeature(AccessLogFeature.builder().format(ACCESS_LINE_FORMAT).build())
+                .shutdownHook(false)  // Main stops the server itself, then flushes spans
+                .shutdownGracePeriod(SHUTDOWN_GRACE)
+                .routing(routing -> {
+                    serverTracing.ifPresent(routing::addFeature);
+                    routing.register(new DemoService()).register(chain);
+                })
+                .build()
+                .start();
     }
 
     /** The port the server listens on (useful when started on port 0). */

@@ -141,7 +141,7 @@ public record Settings(ExportMode mode,
                             // 1 ms at least: with 0 the SDK's export thread never waits and
                             // keeps a core busy for as long as the service runs.
                             Duration.ofMillis(number(env, "OTEL_BSP_SCHEDULE_DELAY",
-                                                     DEFAULT_EXPORT_DELAY.toMillis(), 1, Integer.MAX_VALUE)),
+                                                     DEFAULT_EXPORT_DELAY.toMillis(), 1)),
                             exportQueueSize,
                             exportBatchSize(env, exportQueueSize),
                             TraceSampler.fromEnvironment(env),
@@ -172,7 +172,7 @@ public record Settings(ExportMode mode,
     /** At most the queue size: the SDK would cut a larger one down to it with only a warning. */
     private static int exportBatchSize(Map<String, String> env, int queueSize) {
         int batchSize = (int) number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                                     Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1, Integer.MAX_VALUE);
+                                     Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1);
         if (batchSize > queueSize) {
             throw new SettingsException("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
                                         "a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (" + queueSize + ")");
@@ -239,6 +239,11 @@ public record Settings(ExportMode mode,
         }
     }
 
+    /** The whole number in {@code variable}, {@code min} or more (an int); {@code fallback} when unset or blank. */
+    private static long number(Map<String, String> env, String variable, long fallback, long min) {
+        return number(env, variable, fallback, min, Integer.MAX_VALUE);
+    }
+
     /** The whole number in {@code variable}, from {@code min} to {@code max}; {@code fallback} when unset or blank. */
     private static long number(Map<String, String> env, String variable, long fallback, long min, long max) {
         String value = env.get(variable);
@@ -266,7 +271,7 @@ public record Settings(ExportMode mode,
             return NO_LIMIT;
         }
         try {
-            return (int) number(env, variable, fallback, 1, Integer.MAX_VALUE);
+            return (int) number(env, variable, fallback, 1);
         } catch (SettingsException e) {
             throw new SettingsException(variable, value, "a whole number, 1 or more, or -1 for no limit");
         }
