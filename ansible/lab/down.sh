@@ -41,8 +41,7 @@ remove_network() {
 
 remove_host_trees() {
   local mnt host
-  awk -v p="$LAB_CACHE/rootfs/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |
-    while read -r mnt; do unmount_host_tree "$mnt"; done
+  mounts_under "$LAB_CACHE/rootfs" | while read -r mnt; do unmount_host_tree "$mnt"; done
   for host in $LAB_HOSTS; do rm -rf "${LAB_CACHE:?}/rootfs/${host:?}"; done
 }
 

@@ -195,7 +195,7 @@ check_nothing_left() {
   ip netns list | grep -q '^vlxc-' && left+=("netns vlxc-*")
   [[ -z $(ss -Htn state established "dst $VLXC_NET_PREFIX.0/24") ]] || left+=("connections to $VLXC_NET_PREFIX.0/24")
   [[ ! -d $VLXC_STATE ]] || left+=("$VLXC_STATE")
-  ! grep -q " $VLXC_CACHE/" /proc/mounts || left+=("mounts under $VLXC_CACHE")
+  [[ -z $(mounts_under "$VLXC_CACHE") ]] || left+=("mounts under $VLXC_CACHE")
   if [[ -s $VLXC_CACHE/ip_forward.before && $(<"$VLXC_CACHE/ip_forward.before") != $(</proc/sys/net/ipv4/ip_forward) ]]; then
     left+=("ip_forward $(</proc/sys/net/ipv4/ip_forward), was $(<"$VLXC_CACHE/ip_forward.before")")
   fi

@@ -66,6 +66,11 @@ terminate() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# mounts_under DIR: the mount points below DIR, deepest first (the order to unmount them in).
+mounts_under() {
+  awk -v dir="${1%/}/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r
+}
+
 require_root() { ((EUID == 0)) || die "the lab needs root (network namespaces, mounts, nspawn)"; }
 
 # Per-host paths. The tree a container boots is an overlay: the shared base tree below, the

@@ -13,7 +13,7 @@ any_host_tree_mounted() {
 # where `rm -rf` would fail on them and every later build with it. Deepest first.
 unmount_under() {
   local mnt
-  awk -v dir="$1/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mnt; do
+  mounts_under "$1" | while read -r mnt; do
     log "unmounting $mnt (left by an interrupted build)"
     umount -l "$mnt"
   done
