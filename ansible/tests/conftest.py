@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 ANSIBLE_DIR = Path(__file__).resolve().parent.parent
 LAB_ENV = ANSIBLE_DIR / "lab" / "lab.env"
 INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
+# The firewall role's nftables table (the lab inventory keeps the role's name for it).
+FIREWALL_TABLE = yaml.safe_load((ANSIBLE_DIR / "roles/firewall/defaults/main.yml").read_text())["firewall_table"]
 SSH_OPTIONS = [
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",

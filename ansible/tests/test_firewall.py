@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, SETTINGS, addr, deploy_lab, ssh
+from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY, INVENTORY_HOSTS, SETTINGS, addr, deploy_lab,
+                      ssh)
 import portscan
 
-TABLE = "helidon_otel"
 SSH_PORT = 22
 NET_PREFIX = SETTINGS["net_prefix"]
 BRIDGE_ADDR = f"{NET_PREFIX}.1"
@@ -158,8 +158,8 @@ def test_nftables_loads_the_table_at_boot(hosts):
     for name, host in sorted(hosts.items()):
         svc = host.service("nftables")
         assert svc.is_enabled and svc.is_running, f"nftables.service on {name}"
-        out = host.run(f"nft list table inet {TABLE}")
-        assert out.rc == 0 and "policy drop" in out.stdout, f"table inet {TABLE} on {name}: {out.stderr}"
+        out = host.run(f"nft list table inet {FIREWALL_TABLE}")
+        assert out.rc == 0 and "policy drop" in out.stdout, f"table inet {FIREWALL_TABLE} on {name}: {out.stderr}"
 
 
 @pytest.mark.parametrize("host", sorted(INVENTORY_HOSTS))
@@ -267,8 +267,8 @@ def test_switching_spm_off_closes_its_ports_and_disabling_removes_the_table(host
 
         firewall_deploy("-e", "firewall_enabled=false")
         for name, host in sorted(hosts.items()):
-            assert f"table inet {TABLE}" not in host.check_output("nft list tables"), f"table left on {name}"
-            assert not host.file(f"/etc/nftables.d/{TABLE}.nft").exists
+            assert f"table inet {FIREWALL_TABLE}" not in host.check_output("nft list tables"), f"table left on {name}"
+            assert not host.file(f"/etc/nftables.d/{FIREWALL_TABLE}.nft").exists
         assert portscan.scan(addr(coll), [8888], SCAN_TIMEOUT)["open"] == [8888], \
             "with the firewall off the Collector's metrics port should answer the bridge"
     finally:

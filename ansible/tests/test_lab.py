@@ -11,13 +11,12 @@ import time
 
 import pytest
 
-from conftest import GROUPS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, ssh
+from conftest import FIREWALL_TABLE, GROUPS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, ssh
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
 REBOOT_HOST = os.environ.get("LAB_REBOOT_HOST", "node2")
 REBOOT_TIMEOUT = 240
-FIREWALL_TABLE = "helidon_otel"  # the firewall role's nftables table
 LOG_WAIT = 30  # seconds for a log line to reach the file
 # The Collector's host in inventories/lab/hosts.yml, and its ports (the role's defaults).
 COLLECTOR_HOST = "node1"
