@@ -1,5 +1,5 @@
 # Thin wrappers: every target calls a script that can also be run directly.
-.PHONY: build app test lint lab-up lab-deploy lab-down lab-artifacts bench bench-handwritten venv vagrant-test
+.PHONY: build app test lint lab-up lab-deploy lab-down lab-artifacts bench bench-handwritten bench-filter-timing venv vagrant-test
 
 build app:            ## build app/target/app.jar (selects a JDK 21+ itself)
 	scripts/build-app.sh
@@ -30,6 +30,9 @@ bench:                ## throughput / latency / memory of the app, traced and un
 
 bench-handwritten:    ## the benchmark plus a build whose server spans are made by hand (what the Instrumenter costs)
 	scripts/bench-handwritten.sh
+
+bench-filter-timing:  ## the time the tracing filter itself takes a request, inside the running service
+	scripts/bench-filter-timing.sh
 
 vagrant-test:         ## README's `vagrant up` for real (LXC provider), /chain traced to Jaeger, destroyed
 	vagrant/lxc/vagrant-test.sh

@@ -1,4 +1,5 @@
 import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -18,11 +19,20 @@ import io.opentelemetry.context.Context;
 import io.opentelemetry.context.Scope;
 import io.opentelemetry.context.propagation.TextMapGetter;
 import io.opentelemetry.context.propagation.TextMapPropagator;
+import io.opentelemetry.instrumentation.api.instrumenter.Instrumenter;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpServerAttributesExtractor;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpServerAttributesGetter;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRoute;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRouteSource;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpSpanNameExtractor;
+import io.opentelemetry.instrumentation.api.semconv.http.HttpSpanStatusExtractor;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
 
 /**
  * The CPU time the OpenTelemetry SDK alone spends per span, as the service configures it, with no
- * HTTP server, no Helidon and no logging around it: a floor under what tracing can cost a request.
+ * HTTP server, no Helidon and no logging around it: a floor under what tracing can cost a request;
+ * and the same with the span made by instrumentation-api's {@link Instrumenter}, as the service
+ * makes it: the floor under the service's own way of tracing.
  *
  * <p>Each "request" does what the service's tracing does for a request to {@code /} that carries
  * no {@code traceparent}: extract a context from its headers, start a SERVER span with the
@@ -35,7 +45,12 @@ import io.opentelemetry.sdk.OpenTelemetrySdk;
  *   <li>{@code unsampled}: {@code OTEL_TRACES_SAMPLER=always_off}, spans that record nothing;</li>
  *   <li>{@code recorded}: every span recorded, then dropped by a one-span queue while the exporter
  *       waits out its retries against a closed port (as scripts/bench.sh's variant);</li>
- *   <li>{@code exported}: every span recorded and exported over OTLP/HTTP to the given sink.</li>
+ *   <li>{@code exported}: every span recorded and exported over OTLP/HTTP to the given sink;</li>
+ *   <li>{@code instrumented}: as {@code exported}, but each span made by OpenTelemetry's
+ *       instrumentation-api {@link Instrumenter}, built as the service's ServerTracing builds it
+ *       (the same extractors, the route set through {@link HttpServerRoute}), over a request that
+ *       is a map of wrk's headers instead of Helidon's: the floor under the service's own way of
+ *       tracing a request, of which the SDK's share is the {@code exported} figure.</li>
  * </ul>
  * The figure is the whole process's CPU time (so the export threads, the GC and the JIT are in
  * it) divided by the spans. Exported spans are made in batches of the export batch size, each
@@ -57,15 +72,20 @@ public final class SpanCostFloor {
     /** What wrk sends: no trace context, so every request starts a trace. */
     private static final Map<String, String> REQUEST_HEADERS = Map.of("host", "127.0.0.1:18101", "accept", "*/*");
 
+    /** The peer every request comes from, made once: the service's getter returns Helidon's. */
+    private static final InetSocketAddress PEER = new InetSocketAddress("127.0.0.1", 40000);
+
     private final String name;
     private final boolean exports;
     private final OpenTelemetrySdk sdk;
     private final Tracer tracer;
     private final TextMapPropagator propagator;
+    private final Instrumenter<Map<String, String>, Integer> instrumenter;
+    private final Runnable request;
     private final List<Double> microsPerSpan = new ArrayList<>();
     private int exportedBatches;
 
-    private SpanCostFloor(String name, boolean exports, Map<String, String> env) {
+    private SpanCostFloor(String name, boolean exports, boolean instrumented, Map<String, String> env) {
         this.name = name;
         this.exports = exports;
         OpenTelemetry openTelemetry = Telemetry.create(Settings.fromEnvironment(env), "floor").openTelemetry();
@@ -73,6 +93,15 @@ public final class SpanCostFloor {
         this.sdk = (OpenTelemetrySdk) openTelemetry;
         this.tracer = openTelemetry.getTracer("span-cost-floor");
         this.propagator = openTelemetry.getPropagators().getTextMapPropagator();
+        RequestMap attributes = RequestMap.INSTANCE;
+        this.instrumenter = Instrumenter
+                .<Map<String, String>, Integer>builder(openTelemetry, "span-cost-floor",
+                                                       HttpSpanNameExtractor.create(attributes))
+                .setSpanStatusExtractor(HttpSpanStatusExtractor.create(attributes))
+                .addAttributesExtractor(HttpServerAttributesExtractor.create(attributes))
+                .addContextCustomizer(HttpServerRoute.create(attributes))
+                .buildServerInstrumenter(HEADERS);
+        this.request = instrumented ? this::instrumentedRequest : this::request;
     }
 
     public static void main(String[] args) {
@@ -81,13 +110,15 @@ public final class SpanCostFloor {
         int spans = Integer.parseInt(args[2]);
         int rounds = Integer.parseInt(args[3]);
         List<SpanCostFloor> variants = List.of(
-                new SpanCostFloor("unsampled", false,
+                new SpanCostFloor("unsampled", false, false,
                                   Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", closed,
                                          "OTEL_TRACES_SAMPLER", "always_off")),
-                new SpanCostFloor("recorded", false,
+                new SpanCostFloor("recorded", false, false,
                                   Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", closed,
                                          "OTEL_BSP_MAX_QUEUE_SIZE", "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1")),
-                new SpanCostFloor("exported", true,
+                new SpanCostFloor("exported", true, false,
+                                  Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", sink)),
+                new SpanCostFloor("instrumented", true, true,
                                   Map.of("MODE", "otel-collector-http", "OTEL_HTTP_ENDPOINT", sink)));
         for (SpanCostFloor variant : variants) {  // JIT warm-up
             variant.run(spans);
@@ -117,7 +148,7 @@ public final class SpanCostFloor {
         int made = 0;
         while (made < spans) {
             for (int i = 0; i < BATCH; i++) {
-                request();
+                request.run();
             }
             made += BATCH;
             if (exports) {
@@ -153,6 +184,81 @@ public final class SpanCostFloor {
         }
         span.setAttribute("http.response.status_code", 200L);
         span.end();
+    }
+
+    /**
+     * The same request through the {@link Instrumenter}, as the service's filter (start, current
+     * context, end with the status) and its route registration ({@code TracedRoutes}) do it.
+     */
+    private void instrumentedRequest() {
+        Context parent = Context.root();
+        if (!instrumenter.shouldStart(parent, REQUEST_HEADERS)) {
+            throw new IllegalStateException("the Instrumenter declined a request with no span around it");
+        }
+        Context context = instrumenter.start(parent, REQUEST_HEADERS);
+        try (Scope ignored = context.makeCurrent()) {
+            HttpServerRoute.update(Context.current(), HttpServerRouteSource.SERVER, "/");
+        }
+        instrumenter.end(context, REQUEST_HEADERS, 200, null);
+    }
+
+    /**
+     * Where the HTTP server conventions find their values in a request that is a map of headers:
+     * what the service's ServerRequestAttributes reads from Helidon for wrk's {@code GET /}.
+     */
+    private enum RequestMap implements HttpServerAttributesGetter<Map<String, String>, Integer> {
+        INSTANCE;
+
+        @Override
+        public String getHttpRequestMethod(Map<String, String> request) {
+            return "GET";
+        }
+
+        @Override
+        public List<String> getHttpRequestHeader(Map<String, String> request, String name) {
+            String value = request.get(name);
+            return value == null ? List.of() : List.of(value);
+        }
+
+        @Override
+        public Integer getHttpResponseStatusCode(Map<String, String> request, Integer status, Throwable error) {
+            return status;
+        }
+
+        @Override
+        public List<String> getHttpResponseHeader(Map<String, String> request, Integer status, String name) {
+            return List.of();
+        }
+
+        @Override
+        public String getUrlScheme(Map<String, String> request) {
+            return "http";
+        }
+
+        @Override
+        public String getUrlPath(Map<String, String> request) {
+            return "/";
+        }
+
+        @Override
+        public String getUrlQuery(Map<String, String> request) {
+            return null;
+        }
+
+        @Override
+        public String getNetworkProtocolName(Map<String, String> request, Integer status) {
+            return "http";
+        }
+
+        @Override
+        public String getNetworkProtocolVersion(Map<String, String> request, Integer status) {
+            return "1.1";
+        }
+
+        @Override
+        public InetSocketAddress getNetworkPeerInetSocketAddress(Map<String, String> request, Integer status) {
+            return PEER;
+        }
     }
 
     private static long processCpuNanos() {

@@ -22,7 +22,8 @@
 # the variants in turn, BENCH_ROUNDS times, each round in another order; each variant's throughput
 # is compared with MODE=none's of the same round, and the medians are reported.
 # Last, scripts/SpanCostFloor.java measures what the OpenTelemetry SDK alone (the service's own
-# configuration, no server, no Helidon, no logging) spends per span, and from that and the whole
+# configuration, no server, no Helidon, no logging) spends per span, and the same span made by
+# instrumentation-api's Instrumenter as the service makes it, and from those and the whole
 # machine's CPU time per request to `/` in MODE=none, the most that traced throughput can reach.
 #   BENCH_ROUNDS=7 BENCH_DURATION=10s BENCH_CONNECTIONS=16 BENCH_SAMPLE_RATIO=0.1 \
 #   BENCH_FLOOR_SPANS=200000 scripts/bench.sh
@@ -46,21 +47,8 @@ fi
 WORK=$(mktemp -d)
 pids=()
 
-# The unit's JVM options, read from the app role's defaults so the two cannot drift apart.
-role_defaults=ansible/roles/app/defaults/main.yml
-role_jvm_opts() {
-  local min max extra
-  min=$(sed -n 's/^app_heap_min: *//p' "$role_defaults")
-  max=$(sed -n 's/^app_heap_max: *//p' "$role_defaults")
-  extra=$(awk '/^app_java_opts_extra:/ { inlist = 1; next }
-               inlist && /^ +- / { sub(/^ +- +/, ""); printf "%s ", $0; next }
-               inlist { exit }' "$role_defaults")
-  if [ -z "$min" ] || [ -z "$max" ]; then
-    echo "bench: no app_heap_min/app_heap_max in $role_defaults" >&2
-    exit 1
-  fi
-  echo "-Xms$min -Xmx$max $extra"
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 JVM_OPTS=${BENCH_JVM_OPTS:-$(role_jvm_opts)}
 
 # Stops the processes in pids. The instances were started in command substitutions, so they are
@@ -114,15 +102,6 @@ start_instance() {  # start_instance <variant> <instance 1-3> -> pid on stdout
       TARGET_ONE_HOST="127.0.0.1:$(port_of "$variant" 2)" TARGET_TWO_HOST="127.0.0.1:$(port_of "$variant" 3)" \
       "$JAVA_HOME/bin/java" $JVM_OPTS -jar "$jar" >"$WORK/$variant-${names[i]}.log" 2>&1 &
   echo $!
-}
-
-await_healthy() {  # await_healthy <port>, at most 60 s
-  for _ in $(seq 1 120); do
-    curl -sf -o /dev/null "http://127.0.0.1:$1/observe/health" && return 0
-    sleep 0.5
-  done
-  echo "bench: instance on port $1 did not become healthy" >&2
-  return 1
 }
 
 # CPU time (user + system ticks) of a process, "all - <ticks>" (threads that ended included), then
@@ -306,4 +285,8 @@ echo "A request to / in MODE=none took ${machine_cpu[none]} µs of the machine's
 echo "median round). A traced request costs at least the SDK's ${floor[exported]} µs more, so with the CPU busy, traced"
 awk -v b="${machine_cpu[none]}" -v e="${floor[exported]}" \
     'BEGIN { printf "throughput can reach at most %d / (%d + %.1f) = %.1f %% of MODE=none'"'"'s, before the service'"'"'s tracing filter and the log lines add theirs.\n", b, b, e, 100 * b / (b + e) }'
+echo "Made by OpenTelemetry's Instrumenter as the service's ServerTracing builds it (the same HTTP server conventions,"
+echo "over a map of wrk's headers instead of Helidon's request), a recorded and exported span cost ${floor[instrumented]} µs:"
+awk -v b="${machine_cpu[none]}" -v e="${floor[instrumented]}" \
+    'BEGIN { printf "at most %d / (%d + %.1f) = %.1f %% with the Instrumenter, before Helidon'"'"'s request objects and the log lines add theirs.\n", b, b, e, 100 * b / (b + e) }'
 

@@ -3,7 +3,7 @@
 # it installs what it needs, then runs and times each stage:
 #   1 maven      mvn -B verify: unit tests and the packaged jar's integration tests; one short run of
 #                the benchmark's SDK floor (scripts/SpanCostFloor.java) against the jar; the
-#                benchmark's experiment patch applied to a copy and compiled
+#                benchmarks' experiment patches each applied to a copy and compiled
 #   2 lint       ansible-lint (production profile), argument specs = defaults, role READMEs =
 #                argument specs, lab versions = role defaults, and ansible-playbook --syntax-check
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
@@ -131,7 +131,7 @@ PY
 
 # The benchmark's SDK floor (scripts/SpanCostFloor.java) runs on the jar's classes. Run it once,
 # briefly, so that an API change or a broken export shows here rather than at the next benchmark:
-# three figures printed and spans received by the sink (how fast is the benchmark's business: with
+# four figures printed and spans received by the sink (how fast is the benchmark's business: with
 # so few spans, CPU time in 10 ms ticks may well round to 0).
 bench_floor_smoke() {
   local port=18298 out rc=0
@@ -146,19 +146,27 @@ bench_floor_smoke() {
   SINK_PID=""
   echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")"
   [ "$rc" -eq 0 ] &&
-    [ "$(awk '$1 ~ /^(unsampled|recorded|exported)$/ && $2 ~ /^[0-9]+\.[0-9]$/' <<<"$out" | wc -l)" -eq 3 ] &&
+    [ "$(awk '$1 ~ /^(unsampled|recorded|exported|instrumented)$/ && $2 ~ /^[0-9]+\.[0-9]$/' <<<"$out" | wc -l)" -eq 4 ] &&
     grep -Eq "^otlp-sink: [1-9][0-9]* export requests" "$LOGS/floor-sink.err"
 }
 
-# scripts/bench-handwritten.sh compares the service with a patched copy of it; check that the patch
-# still applies to the working tree and compiles, so that a change to ServerTracing shows here.
+# Two benchmarks compare the service with a patched copy of it (scripts/experiments/*.patch, built by
+# scripts/experiment-jar.sh); check that each patch still applies to the working tree and compiles,
+# so that a change to the class it patches shows here rather than at the next benchmark.
 bench_experiment_smoke() {
-  if scripts/bench-handwritten.sh --compile-only >"$LOGS/bench-experiment.log" 2>&1; then
-    echo "bench experiment patch: applies and compiles"
-  else
-    echo "bench experiment patch: does not apply or compile (see $LOGS/bench-experiment.log)"
-    return 1
-  fi
+  local patch copy rc=0
+  : >"$LOGS/bench-experiment.log"
+  for patch in scripts/experiments/*.patch; do
+    copy=$(mktemp -d)
+    if scripts/experiment-jar.sh "$patch" "$copy" --compile-only >>"$LOGS/bench-experiment.log" 2>&1; then
+      echo "bench experiment patch $patch: applies and compiles"
+    else
+      echo "bench experiment patch $patch: does not apply or compile (see $LOGS/bench-experiment.log)"
+      rc=1
+    fi
+    rm -rf "$copy"
+  done
+  return "$rc"
 }
 
 stage_maven() {
