@@ -25,6 +25,11 @@ LAB_ENV = ANSIBLE_DIR / "lab" / "lab.env"
 INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
 # The firewall role's nftables table (the lab inventory keeps the role's name for it).
 FIREWALL_TABLE = yaml.safe_load((ANSIBLE_DIR / "roles/firewall/defaults/main.yml").read_text())["firewall_table"]
+# The stack's systemd units (apps aside, named per instance): those site.yml's placement play maps
+# to inventory groups, which `make lint` (scripts/check_placement.py) keeps equal to the units the
+# roles install.
+STACK_UNITS = sorted(next(play for play in yaml.safe_load((ANSIBLE_DIR / "site.yml").read_text())
+                          if "placement" in play.get("tags", []))["vars"]["placement_unit_groups"])
 SSH_OPTIONS = [
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import FIREWALL_TABLE, GROUPS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, ssh
+from conftest import FIREWALL_TABLE, GROUPS, STACK_UNITS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, ssh
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -65,11 +65,6 @@ def test_runs_as_own_non_root_user(hosts, placement):
     proc_comm = host.check_output(f"ps -o comm= -p {pid}").strip()
     assert proc_user == app, f"{app}'s process {pid} runs as {proc_user!r}"
     assert proc_comm == "java", f"{app}'s main process is {proc_comm!r}, not java"
-
-
-# Every unit the roles install, apps aside (each app instance is a unit of its own name).
-STACK_UNITS = ["otel-collector", "jaeger-collector", "jaeger-query", "cassandra", "prometheus",
-               "loki", "promtail", "alloy", "grafana"]
 
 
 def running_units(hosts, inventory):
