@@ -31,7 +31,7 @@ pids=()
 stop_all() {  # the instances and the sink are this shell's children: wait for each
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do { wait "$pid"; } 2>/dev/null || true; done
   pids=()
 }
 cleanup() {
@@ -46,8 +46,8 @@ echo "bench-filter-timing: building the app with scripts/experiments/filter-timi
 scripts/experiment-jar.sh scripts/experiments/filter-timing.patch "$WORK/copy"
 jar=$WORK/copy/app/target/app.jar
 
-python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
-pids+=("$!")
+start_sink "$SINK_PORT" "$WORK/sink.err"
+pids+=("$SINK_PID")
 declare -A port pid
 for k in "${!VARIANTS[@]}"; do
   variant=${VARIANTS[k]}
@@ -118,4 +118,4 @@ filter=$(awk -v s="$(median "$WORK/traced.filter" 1)" -v e="$(median "$WORK/trac
 echo "The traced filter's start and end take $filter µs a request: with MODE=none at $none µs, traced can reach at most"
 awk -v b="$none" -v f="$filter" 'BEGIN { printf "%.1f / (%.1f + %.1f) = %.1f %% of MODE=none'"'"'s throughput before the export and the log lines add theirs;\n", b, b, f, 100 * b / (b + f) }'
 awk -v b="$none" 'BEGIN { printf "the 85 %% goal leaves %.1f µs a request for all of tracing.\n", b / 0.85 - b }'
-echo "(traced spans sent to the sink: $(cat "$WORK/sink.err"))"
+echo "(traced spans sent to the sink: $(tail -1 "$WORK/sink.err"))"

@@ -24,3 +24,20 @@ await_healthy() {  # await_healthy <port>, at most 60 s
   echo "bench: instance on port $1 did not become healthy" >&2
   return 1
 }
+
+# start_sink <port> <stderr file>: starts scripts/otlp-sink.py in the background, its pid in
+# SINK_PID, and returns once it listens. Fails when it exits first (the port taken, say), which
+# would otherwise leave the spans to whatever listens there, or to nothing; at most 10 s.
+start_sink() {
+  python3 scripts/otlp-sink.py --port "$1" 2>"$2" &
+  SINK_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q '^otlp-sink: listening' "$2" && return 0
+    kill -0 "$SINK_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench: the OTLP sink did not start on port $1: $(cat "$2")" >&2
+  kill "$SINK_PID" 2>/dev/null || true
+  wait "$SINK_PID" 2>/dev/null || true
+  return 1
+}

@@ -159,8 +159,8 @@ measure() {
     }' "$WORK/wrk.out"
 }
 
-python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/sink.err" &
-sink_pid=$!; pids+=("$sink_pid")
+start_sink "$SINK_PORT" "$WORK/sink.err"
+sink_pid=$SINK_PID; pids+=("$sink_pid")
 instances_of() {  # instances_of <variant>: app-a only (`/`), or all three for /chain
   case "$1" in none | traced) echo 1 2 3 ;; *) echo 1 ;; esac
 }
@@ -211,11 +211,11 @@ for variant in sampled traced other; do
   cat "$WORK/$variant"-app-?.log | sed -n 's/.*dropped \([0-9]*\) span.*/\1/p' |
     awk '{ s += $1 } END { print s + 0 }' >"$WORK/$variant.dropped"
 done
-echo "== $(cat "$WORK/sink.err")"
+echo "== $(tail -1 "$WORK/sink.err")"
 
 # The SDK alone, on a sink of its own, with nothing else running.
-python3 scripts/otlp-sink.py --port "$SINK_PORT" 2>"$WORK/floor-sink.err" &
-pids+=("$!")
+start_sink "$SINK_PORT" "$WORK/floor-sink.err"
+pids+=("$SINK_PID")
 echo "== the OpenTelemetry SDK alone (scripts/SpanCostFloor.java), $FLOOR_SPANS spans per run, $ROUNDS rounds"
 # shellcheck disable=SC2086  # JVM_OPTS is a list of options
 "$JAVA_HOME/bin/java" $JVM_OPTS -cp app/target/app.jar scripts/SpanCostFloor.java \

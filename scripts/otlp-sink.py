@@ -2,7 +2,7 @@
 """A minimal OTLP/HTTP trace receiver for benchmarks: accepts POST /v1/traces, answers 200 with an
 empty ExportTraceServiceResponse, and counts requests and bytes. It does not decode spans (the
 benchmark measures the service's cost of exporting, not the receiver's); the tests use a decoding
-receiver. Stops on SIGTERM and prints its counts."""
+receiver. Says when it listens; stops on SIGTERM and prints its counts."""
 import argparse
 import signal
 import sys
@@ -46,6 +46,8 @@ def main():
         threading.Thread(target=server.shutdown).start()
 
     signal.signal(signal.SIGTERM, stop)
+    # The scripts that start it wait for this line (scripts/bench-lib.sh, start_sink).
+    print(f"otlp-sink: listening on port {args.port}", file=sys.stderr, flush=True)
     server.serve_forever()
     print(f"otlp-sink: {counts['requests']} export requests, {counts['bytes']} bytes", file=sys.stderr)
 

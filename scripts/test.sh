@@ -25,6 +25,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=../ansible/lab/lab.env
 . ansible/lab/lab.env
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh  # start_sink
 STAGES=${TEST_STAGES:-maven lint artifacts lab verify vagrant}
 LOGS="$LAB_CACHE/test-logs"
 mkdir -p "$LOGS"
@@ -135,16 +137,14 @@ PY
 # so few spans, CPU time in 10 ms ticks may well round to 0).
 bench_floor_smoke() {
   local port=18298 out rc=0
-  python3 scripts/otlp-sink.py --port "$port" 2>"$LOGS/floor-sink.err" &
-  SINK_PID=$!
-  sleep 1
+  start_sink "$port" "$LOGS/floor-sink.err" || return 1
   out=$("$JAVA_HOME/bin/java" -cp app/target/app.jar scripts/SpanCostFloor.java \
           "http://127.0.0.1:$port/v1/traces" "http://127.0.0.1:$((port + 1))/v1/traces" 1024 1 \
           2>"$LOGS/floor.err") || rc=$?
   kill "$SINK_PID"
   wait "$SINK_PID" || true
   SINK_PID=""
-  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(cat "$LOGS/floor-sink.err")"
+  echo "SpanCostFloor (smoke run, µs per span): $(tr '\n' ' ' <<<"$out")$(tail -1 "$LOGS/floor-sink.err")"
   [ "$rc" -eq 0 ] &&
     [ "$(awk '$1 ~ /^(unsampled|recorded|exported|instrumented)$/ && $2 ~ /^[0-9]+\.[0-9]$/' <<<"$out" | wc -l)" -eq 4 ] &&
     grep -Eq "^otlp-sink: [1-9][0-9]* export requests" "$LOGS/floor-sink.err"
