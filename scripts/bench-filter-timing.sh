@@ -28,20 +28,8 @@ JVM_OPTS=${BENCH_JVM_OPTS:-$(role_jvm_opts)}
 VARIANTS=(none unsampled traced)
 WORK=$(mktemp -d)
 pids=()
-stop_all() {  # the instances and the sink are this shell's children: wait for each
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do { wait "$pid"; } 2>/dev/null || true; done
-  pids=()
-}
-cleanup() {
-  stop_all
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
-JAVA_HOME=$(scripts/java-home.sh)
+trap cleanup EXIT  # bench-lib.sh: stops the processes in pids, removes WORK
+bench_tools
 echo "bench-filter-timing: building the app with scripts/experiments/filter-timing.patch in $WORK/copy"
 scripts/experiment-jar.sh scripts/experiments/filter-timing.patch "$WORK/copy"
 jar=$WORK/copy/app/target/app.jar

@@ -1,4 +1,5 @@
 # Helpers shared by the benchmark scripts (sourced from the project root; not run on its own).
+# The scripts keep the processes they start in the array pids and their files in WORK.
 
 # The app role's JVM options, read from its defaults so that a benchmark and the unit cannot drift
 # apart: -Xms/-Xmx from app_heap_min/app_heap_max, then app_java_opts_extra.
@@ -40,4 +41,30 @@ start_sink() {
   kill "$SINK_PID" 2>/dev/null || true
   wait "$SINK_PID" 2>/dev/null || true
   return 1
+}
+
+# Stops the processes in pids and empties it. Instances started in command substitutions are not
+# the calling shell's children, so `wait` cannot wait for them: poll until all are gone (an
+# instance may take its 10 s grace period for open connections and then flush spans), at most
+# 40 s, then kill what is left.
+stop_all() {
+  local pid="" _
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 200); do
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && break; done
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  pids=()
+}
+
+cleanup() {  # the EXIT trap of the benchmark scripts
+  stop_all
+  rm -rf "$WORK"
+}
+
+bench_tools() {  # wrk (from Debian's packages when missing) and a JDK 21+ in JAVA_HOME
+  command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
+  JAVA_HOME=$(scripts/java-home.sh)
 }

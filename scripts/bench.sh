@@ -51,28 +51,8 @@ pids=()
 source scripts/bench-lib.sh
 JVM_OPTS=${BENCH_JVM_OPTS:-$(role_jvm_opts)}
 
-# Stops the processes in pids. The instances were started in command substitutions, so they are
-# not this shell's children and `wait` cannot wait for them: poll until they are gone (an instance
-# may take its 10 s grace period for open connections and then flush spans), at most 40 s.
-stop_all() {
-  local pid="" _
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for _ in $(seq 1 200); do
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && break; done
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  pids=()
-}
-cleanup() {
-  stop_all
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
-JAVA_HOME=$(scripts/java-home.sh)
+trap cleanup EXIT  # bench-lib.sh: stops the processes in pids, removes WORK
+bench_tools
 [ -f app/target/app.jar ] || scripts/build-app.sh
 
 # Variant number k (0-6) has its instances on ports BASE_PORT + 10k + 1, + 2, + 3.
