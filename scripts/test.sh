@@ -38,6 +38,7 @@ STAGE=""  # the stage running, named in the summary if a signal stops the run
 # one whose output goes to a log file (lab_step).
 exec 3>&1 4>&2
 CHILD=""  # the session of the command running (see run)
+LAUNCHING=""  # set while run forks its command
 # Seconds a stopped command gets between TERM and KILL (see stop_session). The vagrant stage needs
 # more: on TERM, vagrant-test.sh destroys its containers and undoes its host set-up (about 1-2 min).
 STOP_GRACE=30
@@ -57,8 +58,10 @@ say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 # which the lab's down.sh stops.
 run() {
   local rc=0
+  LAUNCHING=1  # for on_signal, should a signal come between the fork and CHILD=$!
   setsid "$@" 3>&- 4>&- &  # (the lab's daemons must not hold the console open)
   CHILD=$!
+  LAUNCHING=""
   wait "$CHILD" || rc=$?
   stop_session "$CHILD"
   CHILD=""
@@ -286,6 +289,9 @@ on_signal() {
   trap '' INT TERM HUP  # a second Ctrl-C must not cut the clean-up short
   exec 1>&3 2>&4
   echo "test.sh: SIG$1 during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
+  # A signal right after run's fork finds CHILD empty; $! is the new session then. (Right before
+  # the fork, $! is an earlier command's session, long ended: stop_session finds nothing there.)
+  if [ -z "$CHILD" ] && [ -n "$LAUNCHING" ]; then CHILD=$!; fi
   if [ -n "$CHILD" ]; then
     stop_session "$CHILD"
     wait "$CHILD" 2>/dev/null
