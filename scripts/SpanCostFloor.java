@@ -80,7 +80,6 @@ public final class SpanCostFloor {
     private final OpenTelemetrySdk sdk;
     private final Tracer tracer;
     private final TextMapPropagator propagator;
-    private final Instrumenter<Map<String, String>, Integer> instrumenter;
     private final Runnable request;
     private final List<Double> microsPerSpan = new ArrayList<>();
     private int exportedBatches;
@@ -93,15 +92,7 @@ public final class SpanCostFloor {
         this.sdk = (OpenTelemetrySdk) openTelemetry;
         this.tracer = openTelemetry.getTracer("span-cost-floor");
         this.propagator = openTelemetry.getPropagators().getTextMapPropagator();
-        RequestMap attributes = RequestMap.INSTANCE;
-        this.instrumenter = Instrumenter
-                .<Map<String, String>, Integer>builder(openTelemetry, "span-cost-floor",
-                                                       HttpSpanNameExtractor.create(attributes))
-                .setSpanStatusExtractor(HttpSpanStatusExtractor.create(attributes))
-                .addAttributesExtractor(HttpServerAttributesExtractor.create(attributes))
-                .addContextCustomizer(HttpServerRoute.create(attributes))
-                .buildServerInstrumenter(HEADERS);
-        this.request = instrumented ? this::instrumentedRequest : this::request;
+        this.request = instrumented ? instrumentedRequest(openTelemetry) : this::request;
     }
 
     public static void main(String[] args) {
@@ -187,19 +178,30 @@ public final class SpanCostFloor {
     }
 
     /**
-     * The same request through the {@link Instrumenter}, as the service's filter (start, current
-     * context, end with the status) and its route registration ({@code TracedRoutes}) do it.
+     * The same request through an {@link Instrumenter} built as the service's ServerTracing builds
+     * it, as its filter (start, current context, end with the status) and its route registration
+     * ({@code TracedRoutes}) use it.
      */
-    private void instrumentedRequest() {
-        Context parent = Context.root();
-        if (!instrumenter.shouldStart(parent, REQUEST_HEADERS)) {
-            throw new IllegalStateException("the Instrumenter declined a request with no span around it");
-        }
-        Context context = instrumenter.start(parent, REQUEST_HEADERS);
-        try (Scope ignored = context.makeCurrent()) {
-            HttpServerRoute.update(Context.current(), HttpServerRouteSource.SERVER, "/");
-        }
-        instrumenter.end(context, REQUEST_HEADERS, 200, null);
+    private static Runnable instrumentedRequest(OpenTelemetry openTelemetry) {
+        RequestMap attributes = RequestMap.INSTANCE;
+        Instrumenter<Map<String, String>, Integer> instrumenter = Instrumenter
+                .<Map<String, String>, Integer>builder(openTelemetry, "span-cost-floor",
+                                                       HttpSpanNameExtractor.create(attributes))
+                .setSpanStatusExtractor(HttpSpanStatusExtractor.create(attributes))
+                .addAttributesExtractor(HttpServerAttributesExtractor.create(attributes))
+                .addContextCustomizer(HttpServerRoute.create(attributes))
+                .buildServerInstrumenter(HEADERS);
+        return () -> {
+            Context parent = Context.root();
+            if (!instrumenter.shouldStart(parent, REQUEST_HEADERS)) {
+                throw new IllegalStateException("the Instrumenter declined a request with no span around it");
+            }
+            Context context = instrumenter.start(parent, REQUEST_HEADERS);
+            try (Scope ignored = context.makeCurrent()) {
+                HttpServerRoute.update(Context.current(), HttpServerRouteSource.SERVER, "/");
+            }
+            instrumenter.end(context, REQUEST_HEADERS, 200, null);
+        };
     }
 
     /**
