@@ -24,6 +24,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-16}
 BASE_PORT=${BENCH_BASE_PORT:-18400}
 SINK_PORT=$((BASE_PORT + 98))
 CLOSED_PORT=$((BASE_PORT + 99))  # nothing listens here: the unsampled variant exports nothing
+SAMPLE_RATIO=""  # no sampled variant here
 JVM_OPTS=${BENCH_JVM_OPTS:-$(role_jvm_opts)}
 VARIANTS=(none unsampled traced)
 WORK=$(mktemp -d)
@@ -40,12 +41,7 @@ declare -A port pid
 for k in "${!VARIANTS[@]}"; do
   variant=${VARIANTS[k]}
   port[$variant]=$((BASE_PORT + k + 1))
-  case "$variant" in
-    none) tracing=(MODE=none) ;;
-    unsampled) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$CLOSED_PORT/v1/traces"
-                        OTEL_TRACES_SAMPLER=always_off) ;;
-    traced) tracing=(MODE=otel-collector-http OTEL_HTTP_ENDPOINT="http://127.0.0.1:$SINK_PORT/v1/traces") ;;
-  esac
+  mapfile -t tracing < <(variant_tracing "$variant")
   # shellcheck disable=SC2086  # JVM_OPTS is a list of options
   env -i PATH="$PATH" "${tracing[@]}" OTEL_SERVICE_NAME=app-a EXPOSE_PORT="${port[$variant]}" \
       TARGET_ONE_HOST=127.0.0.1:1 TARGET_TWO_HOST=127.0.0.1:2 \
@@ -58,13 +54,10 @@ for variant in "${VARIANTS[@]}"; do  # JIT warm-up
   wrk -t2 -c"$CONNECTIONS" -d10s "http://127.0.0.1:${port[$variant]}/" >/dev/null
 done
 
-# cpu_per_request <variant>: one saturating run; the instance's CPU µs per request.
+# cpu_per_request <variant>: one saturating run (bench-lib.sh's measure); the instance's CPU µs
+# per request.
 cpu_per_request() {
-  local before after requests
-  before=$(awk '{ print $14 + $15 }' "/proc/${pid[$1]}/stat")
-  requests=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:${port[$1]}/" | awk '/requests in/ { print $1 }')
-  after=$(awk '{ print $14 + $15 }' "/proc/${pid[$1]}/stat")
-  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.1f\n", t * 1e6 / hz / n }'
+  measure "http://127.0.0.1:${port[$1]}/" "${pid[$1]}" | awk '{ print $3 }'
 }
 
 # filter_timing <variant>: one run with a single connection; "<start µs> <end µs>" per request,

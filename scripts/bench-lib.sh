@@ -1,5 +1,6 @@
 # Helpers shared by the benchmark scripts (sourced from the project root; not run on its own).
-# The scripts keep the processes they start in the array pids and their files in WORK.
+# The scripts keep the processes they start in the array pids and their files in WORK, and set
+# SINK_PORT, CLOSED_PORT, SAMPLE_RATIO, CONNECTIONS and DURATION.
 
 # The app role's JVM options, read from its defaults so that a benchmark and the unit cannot drift
 # apart: -Xms/-Xmx from app_heap_min/app_heap_max, then app_java_opts_extra.
@@ -67,4 +68,75 @@ cleanup() {  # the EXIT trap of the benchmark scripts
 bench_tools() {  # wrk (from Debian's packages when missing) and a JDK 21+ in JAVA_HOME
   command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
   JAVA_HOME=$(scripts/java-home.sh)
+}
+
+# variant_tracing <variant>: the tracing variables of a variant's instances, one per line
+# (scripts/bench.sh's header says what each variant measures).
+variant_tracing() {
+  case "$1" in
+    none | none-again) echo MODE=none ;;
+    unsampled) printf '%s\n' MODE=otel-collector-http "OTEL_HTTP_ENDPOINT=http://127.0.0.1:$CLOSED_PORT/v1/traces" \
+                              OTEL_TRACES_SAMPLER=always_off ;;
+    sampled) printf '%s\n' MODE=otel-collector-http "OTEL_HTTP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces" \
+                            OTEL_TRACES_SAMPLER=parentbased_traceidratio "OTEL_TRACES_SAMPLER_ARG=$SAMPLE_RATIO" ;;
+    recorded) printf '%s\n' MODE=otel-collector-http "OTEL_HTTP_ENDPOINT=http://127.0.0.1:$CLOSED_PORT/v1/traces" \
+                             OTEL_BSP_MAX_QUEUE_SIZE=1 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1 ;;
+    traced | other) printf '%s\n' MODE=otel-collector-http "OTEL_HTTP_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces" ;;
+    *) echo "bench: unknown variant $1" >&2; return 1 ;;
+  esac
+}
+
+# CPU time (user + system ticks) of a process, "all - <ticks>" (threads that ended included), then
+# of each of its threads, "<tid> <name> <ticks>" (name from /proc/<pid>/task/*/comm, 15 characters).
+cpu_ticks() {
+  local task
+  echo "all - $(awk '{ print $14 + $15 }' "/proc/$1/stat")"
+  for task in /proc/"$1"/task/*; do
+    echo "${task##*/} $(tr ' ' _ <"$task/comm") $(sed 's/.*) //' "$task/stat" | awk '{ print $12 + $13 }')"
+  done 2>/dev/null  # a thread may end while it is read
+}
+
+# cpu_split <cpu_ticks before> <cpu_ticks after> (files) -> "<all> <span export threads> <JVM threads>",
+# the ticks spent in between. The export threads are the batch processor's worker and the
+# OTLP/HTTP exporter's sender (the JDK's HttpClient and the sender's executor; OkHttp's names, for
+# gRPC, are matched too); the JVM's are the VM thread (which runs SerialGC) and the JIT compilers;
+# the rest is request handling. These are summed thread by thread: a thread that ended in between
+# (the JDK's HttpClient lets idle threads go) would otherwise take its whole past CPU time out of
+# the sum and make it negative. What it spent before it ended counts in the process's figure only.
+cpu_split() {
+  awk 'FNR == NR { before[$1] = $3; next }
+       { spent = $3 - before[$1] }
+       $1 == "all" { all = spent; next }
+       $2 ~ /^(BatchSpanProces|HttpClient-|jdkhttp-|okhttp|OkHttp|Okio)/ { export += spent; next }
+       $2 ~ /^(VM_Thread|GC_|C[12]_Compiler)/ { jvm += spent }
+       END { printf "%d %d %d\n", all, export, jvm }' "$1" "$2"
+}
+
+# CPU time (ticks) the whole machine spent busy, all processes and the kernel: user, nice,
+# system, irq and softirq of /proc/stat (not idle, iowait, or steal, which is other guests' time).
+machine_busy_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
+# measure <url> <pid of the instance serving it>
+#   -> "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>
+#       <the whole machine's busy CPU µs per request>"
+measure() {
+  local spent machine_before machine_after requests
+  cpu_ticks "$2" >"$WORK/threads.before"
+  machine_before=$(machine_busy_ticks)
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$WORK/wrk.out"
+  machine_after=$(machine_busy_ticks)
+  cpu_ticks "$2" >"$WORK/threads.after"
+  spent=$(cpu_split "$WORK/threads.before" "$WORK/threads.after")
+  requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
+  awk -v spent="$spent" -v machine=$((machine_after - machine_before)) \
+      -v hz="$(getconf CLK_TCK)" -v n="$requests" '
+    BEGIN { split(spent, s) }
+    /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 }
+    END {
+      us = 1e6 / hz / n
+      printf "%s %s %.0f %.0f %.0f %.0f\n", rps, p99, s[1] * us, s[2] * us, s[3] * us,
+             machine * us
+    }' "$WORK/wrk.out"
 }
