@@ -21,6 +21,11 @@ import testinfra
 import yaml
 
 ANSIBLE_DIR = Path(__file__).resolve().parent.parent
+# The lint check that keeps site.yml's placement play equal to the roles' units also reads that
+# play; the tests read it through the same function.
+sys.path.insert(0, str(ANSIBLE_DIR.parent / "scripts"))
+from check_placement import placement_map  # noqa: E402  (found through the path set just above)
+
 LAB_ENV = ANSIBLE_DIR / "lab" / "lab.env"
 INVENTORY = ANSIBLE_DIR / "inventories" / "lab" / "hosts.yml"
 # The firewall role's nftables table (the lab inventory keeps the role's name for it).
@@ -28,8 +33,7 @@ FIREWALL_TABLE = yaml.safe_load((ANSIBLE_DIR / "roles/firewall/defaults/main.yml
 # The stack's systemd units (apps aside, named per instance): those site.yml's placement play maps
 # to inventory groups, which `make lint` (scripts/check_placement.py) keeps equal to the units the
 # roles install.
-STACK_UNITS = sorted(next(play for play in yaml.safe_load((ANSIBLE_DIR / "site.yml").read_text())
-                          if "placement" in play.get("tags", []))["vars"]["placement_unit_groups"])
+STACK_UNITS = sorted(placement_map(ANSIBLE_DIR / "site.yml"))
 SSH_OPTIONS = [
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
