@@ -7,7 +7,7 @@ build app:            ## build app/target/app.jar (selects a JDK 21+ itself)
 test:                 ## the full test command (Maven, lint, lab deploy + verification); what CI runs
 	scripts/test.sh
 
-lint:                 ## ansible-lint (production profile) and playbook syntax check
+lint:                 ## ansible-lint (production profile), playbook syntax check, ShellCheck
 	scripts/lint.sh
 
 venv:                 ## Python venv with the pinned Ansible toolchain (outside the repo)

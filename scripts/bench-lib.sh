@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the benchmark scripts (sourced from the project root; not run on its own).
 # The scripts keep the processes they start in the array pids and their files in WORK, and set
 # SINK_PORT, CLOSED_PORT, SAMPLE_RATIO, CONNECTIONS and DURATION.
@@ -67,6 +68,7 @@ cleanup() {  # the EXIT trap of the benchmark scripts
 
 bench_tools() {  # wrk (from Debian's packages when missing) and a JDK 21+ in JAVA_HOME
   command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
+  # shellcheck disable=SC2034  # read by the scripts that source this file
   JAVA_HOME=$(scripts/java-home.sh)
 }
 

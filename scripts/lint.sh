@@ -4,7 +4,7 @@
 # role's README tables list the same variables as its argument specs, a check that the roles'
 # default versions are those the lab builds, a check that site.yml's placement play knows every
 # unit the roles install, then `ansible-playbook --syntax-check` of site.yml
-# against each inventory.
+# against each inventory; and ShellCheck over every shell script of the repository.
 # Prints one result line; exits non-zero when anything fails.
 set -euo pipefail
 
@@ -37,6 +37,13 @@ check_argument_specs() { python "$ROOT/scripts/check_roles.py" specs roles; }
 check_role_readmes() { python "$ROOT/scripts/check_roles.py" readmes roles; }
 # site.yml's placement play maps every unit the roles install to the group that runs it.
 check_placement() { python "$ROOT/scripts/check_placement.py" .; }
+# Every shell script git knows (*.sh, and .ci/run), following what they source (-x) from paths
+# relative to each script (-P SCRIPTDIR), at ShellCheck's default severity (style included).
+check_shell() {
+  local scripts
+  mapfile -t scripts < <(git -C "$ROOT" ls-files '*.sh' .ci/run)
+  (cd "$ROOT" && shellcheck -x -P SCRIPTDIR "${scripts[@]}")
+}
 
 # The lab deploys the releases it builds (ansible/lab/artifacts/versions.env, read by the lab
 # inventory); the roles' defaults, which every other inventory gets, must name the same ones, so
@@ -75,6 +82,7 @@ main() {
   run_stage "role READMEs = argument specs" check_role_readmes
   run_stage "lab versions = role defaults" check_lab_versions
   run_stage "placement map = role units" check_placement
+  run_stage "shellcheck" check_shell
   local inv
   for inv in "${INVENTORIES[@]}"; do
     run_stage "syntax-check ($inv)" \
@@ -82,7 +90,7 @@ main() {
   done
 
   if [ "${#failures[@]}" -eq 0 ]; then
-    echo "lint: OK (ansible-lint production, argument specs = defaults, role READMEs = argument specs, lab versions = role defaults, placement map = role units, syntax-check: ${INVENTORIES[*]})"
+    echo "lint: OK (ansible-lint production, argument specs = defaults, role READMEs = argument specs, lab versions = role defaults, placement map = role units, shellcheck, syntax-check: ${INVENTORIES[*]})"
   else
     echo "lint: FAILED: ${failures[*]}"
     return 1
