@@ -27,6 +27,8 @@ cd "$ROOT" || exit 1
 . ansible/lab/lab.env
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh  # start_sink
+# shellcheck source=scripts/session-lib.sh
+. scripts/session-lib.sh  # stop_session
 STAGES=${TEST_STAGES:-maven lint artifacts lab verify vagrant}
 LOGS="$LAB_CACHE/test-logs"
 mkdir -p "$LOGS"
@@ -63,20 +65,9 @@ run() {
   CHILD=$!
   LAUNCHING=""
   wait "$CHILD" || rc=$?
-  stop_session "$CHILD"
+  stop_session "$CHILD" "$STOP_GRACE"
   CHILD=""
   return "$rc"
-}
-
-# stop_session <sid>: TERM to every process of the session, KILL to those left after STOP_GRACE
-# seconds. Zombies do not count: where PID 1 does not reap orphans they stay, and cannot be killed.
-stop_session() {
-  pkill -TERM -s "$1" 2>/dev/null || return 0
-  for _ in $(seq 1 $((STOP_GRACE * 2))); do
-    ps -o stat= --sid "$1" | grep -qv '^Z' || return 0
-    sleep 0.5
-  done
-  pkill -KILL -s "$1" 2>/dev/null || true
 }
 
 record() {  # record <stage> <passed> <failed> <seconds>
@@ -293,7 +284,7 @@ on_signal() {
   # the fork, $! is an earlier command's session, long ended: stop_session finds nothing there.)
   if [ -z "$CHILD" ] && [ -n "$LAUNCHING" ]; then CHILD=$!; fi
   if [ -n "$CHILD" ]; then
-    stop_session "$CHILD"
+    stop_session "$CHILD" "$STOP_GRACE"
     wait "$CHILD" 2>/dev/null
   fi
   [ -z "$SINK_PID" ] || kill "$SINK_PID" 2>/dev/null

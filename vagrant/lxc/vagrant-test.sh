@@ -19,6 +19,8 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=../../scripts/session-lib.sh
+. "$VLXC_ROOT/scripts/session-lib.sh"  # stop_session
 
 : "${VLXC_PROVISION_TIMEOUT:=2400}"
 : "${VLXC_TRACE_WAIT:=120}"
@@ -28,11 +30,11 @@ export VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
 EXTRA_VARS="$VLXC_STATE/extra-vars.yml"
 export VAGRANT_ANSIBLE_EXTRA_VARS="$EXTRA_VARS"   # read by the Vagrantfile
 MIRROR_URL="http://127.0.0.1:$VLXC_MIRROR_PORT"
-CHILD=""           # pid (= process group) of the long command running, for a signal
+CHILD=""           # pid (= session) of the long command running, for a signal
 RESULTS=()
 
-# run_bounded SECONDS COMMAND...: runs a long command in a process group of its own (so that a
-# signal stops all of it) with a time bound, and waits for it.
+# run_bounded SECONDS COMMAND...: runs a long command in a session of its own (so that a signal
+# stops all of it) with a time bound, and waits for it.
 run_bounded() {
   local seconds=$1 rc=0
   shift
@@ -151,17 +153,10 @@ tear_down() {
   exit "$rc"
 }
 
-# The long command of an interrupted step: TERM to its process group (vagrant then cleans up
-# what it was doing), KILL to what is left after 30 s.
+# The long command of an interrupted step: TERM to its session (vagrant then cleans up what it
+# was doing), KILL to what is left after 30 s.
 stop_child() {
-  [[ -n $CHILD ]] || return 0
-  kill -TERM -- "-$CHILD" 2>/dev/null || return 0
-  local _
-  for _ in $(seq 1 60); do
-    kill -0 -- "-$CHILD" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  kill -KILL -- "-$CHILD" 2>/dev/null || true
+  [[ -z $CHILD ]] || stop_session "$CHILD" 30
 }
 
 # Containers `vagrant destroy` left: one a stopped `vagrant up` was creating (Vagrant has no id
