@@ -9,6 +9,7 @@ stop_session() {
   local _
   pkill -TERM -s "$1" 2>/dev/null || return 0
   for _ in $(seq 1 $(($2 * 2))); do
+    # shellcheck disable=SC2009  # pgrep cannot leave zombies out
     ps -o stat= --sid "$1" | grep -qv '^Z' || return 0
     sleep 0.5
   done
