@@ -22,6 +22,8 @@ LOG_WAIT = 30  # seconds for a log line to reach the file
 COLLECTOR_HOST = "node1"
 COLLECTOR_HEALTH_PORT = 13133
 COLLECTOR_GRPC_PORT = 4317
+# Transient unit that holds a port on the Collector's host while a test needs it taken.
+PORT_HOLDER = "test-port-holder"
 
 
 def main_pid(host, app):
@@ -227,25 +229,47 @@ def test_a_bad_variable_on_one_host_stops_every_host_before_any_change(inventory
     assert recap == {host: "0" for host in inventory}, recap
 
 
-def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(inventory):
+def test_two_services_on_one_port_stop_the_deploy_before_any_change(inventory):
+    """Role firewall's preflight: the Collector's health check moved onto its own OTLP/gRPC port
+    makes two services of one host take one port, which stops the run in its first play, on every
+    host, before anything changes, naming the port and both services."""
+    bad = deploy_lab("-e", json.dumps({"otel_collector_health_port": COLLECTOR_GRPC_PORT}), timeout=600)
+    assert bad.returncode != 0, "the deploy passed with two services on one port"
+    words = " ".join(bad.stdout.split())
+    assert (f"{COLLECTOR_HOST}: port {COLLECTOR_GRPC_PORT}/tcp is taken by otel-collector OTLP gRPC and "
+            f"otel-collector health check" in words), bad.stdout[-3000:]
+    plays = re.findall(r"^PLAY \[(.+?)\]", bad.stdout, re.M)
+    assert plays == ["Check variables and hosts before changing anything"], plays
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", bad.stdout, re.M))
+    assert recap == {host: "0" for host in inventory}, recap
+
+
+def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(inventory, ssh_key):
     """The readiness wait every role but app's goes through (role common's start_unit): a
-    Collector whose health check is put on its own OTLP/gRPC port binds it first, then cannot
-    start the receiver, exits, and is restarted every 5 s. The deploy fails with the Collector's
-    own error from the journal of its last run, not only the wait's "connection refused"; the
-    next deploy puts it back. (Its template checker cannot catch this: `otelcol validate` binds
-    nothing.)"""
+    Collector whose health check is put on a port another process of its host holds (a transient
+    unit the test starts) starts, cannot bind it, exits, and is restarted every 5 s. The deploy
+    fails with the Collector's own error from the journal of its last run, not only the wait's
+    "connection refused"; the next deploy puts it back. (Its template checker cannot catch this:
+    `otelcol validate` binds nothing.)"""
     addr = inventory[COLLECTOR_HOST]["addr"]
     ready_timeout = 10
+    held_port = COLLECTOR_HEALTH_PORT + 66
+    holder = ssh(addr, ssh_key, (
+        f"systemd-run --unit={PORT_HOLDER} --collect python3 -c 'import socket, time; "
+        f"s = socket.create_server((\"{addr}\", {held_port})); time.sleep(600)' && "
+        f"for i in $(seq 1 50); do ss -Htln 'sport = :{held_port}' | grep -q . && exit 0; sleep 0.1; done; exit 1"))
     configure_collector = ["--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure"]
-    bad = deploy_lab(*configure_collector, "-e", json.dumps(
-        {"otel_collector_health_port": COLLECTOR_GRPC_PORT, "common_start_unit_ready_timeout": ready_timeout}))
     try:
-        assert bad.returncode != 0, "the deploy passed with the Collector's health check on its gRPC port"
-        assert (f"otel-collector did not answer 200 on http://{addr}:{COLLECTOR_GRPC_PORT}/ within {ready_timeout} s"
+        assert holder.returncode == 0, f"no listener on {addr}:{held_port}: {holder.stdout}{holder.stderr}"
+        bad = deploy_lab(*configure_collector, "-e", json.dumps(
+            {"otel_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}))
+        assert bad.returncode != 0, "the deploy passed with the Collector's health check on a port taken"
+        assert (f"otel-collector did not answer 200 on http://{addr}:{held_port}/ within {ready_timeout} s"
                 in bad.stdout), bad.stdout[-3000:]
         assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
         assert "address already in use" in bad.stdout, bad.stdout[-3000:]
     finally:
+        ssh(addr, ssh_key, f"systemctl stop {PORT_HOLDER}")
         good = deploy_lab(*configure_collector)
     assert good.returncode == 0, f"the deploy with the default health port failed:\n{good.stdout[-3000:]}"
     # On the Collector's host: its health port is open to the cluster's hosts only (role firewall).
