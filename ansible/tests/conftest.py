@@ -6,6 +6,7 @@ The hosts, their addresses and app instances come from the lab inventory itself 
 ansible), the SSH key and network settings from ansible/lab/lab.env.
 """
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -175,6 +176,22 @@ def ssh(addr, key, command, timeout=30):
         ["ssh", "-i", key, *SSH_OPTIONS, f"root@{addr}", command],
         capture_output=True, text=True, timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def port_held(host_addr, key, port, unit="test-port-holder"):
+    """Holds a TCP port on a lab host's address while the block runs: a transient unit listens on
+    it (for 10 minutes at the most), and is stopped afterwards. For tests that make a service fail
+    to bind its port."""
+    started = ssh(host_addr, key, (
+        f"systemd-run --unit={unit} --collect python3 -c 'import socket, time; "
+        f"s = socket.create_server((\"{host_addr}\", {port})); time.sleep(600)' && "
+        f"for i in $(seq 1 50); do ss -Htln 'sport = :{port}' | grep -q . && exit 0; sleep 0.1; done; exit 1"))
+    try:
+        assert started.returncode == 0, f"no listener on {host_addr}:{port}: {started.stdout}{started.stderr}"
+        yield
+    finally:
+        ssh(host_addr, key, f"systemctl stop {unit}")
 
 
 def http_get(url, headers=None, timeout=10):

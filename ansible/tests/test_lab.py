@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import FIREWALL_TABLE, GROUPS, STACK_UNITS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, ssh
+from conftest import FIREWALL_TABLE, GROUPS, STACK_UNITS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, port_held, ssh
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -22,8 +22,6 @@ LOG_WAIT = 30  # seconds for a log line to reach the file
 COLLECTOR_HOST = "node1"
 COLLECTOR_HEALTH_PORT = 13133
 COLLECTOR_GRPC_PORT = 4317
-# Transient unit that holds a port on the Collector's host while a test needs it taken.
-PORT_HOLDER = "test-port-holder"
 
 
 def main_pid(host, app):
@@ -254,22 +252,17 @@ def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(invento
     addr = inventory[COLLECTOR_HOST]["addr"]
     ready_timeout = 10
     held_port = COLLECTOR_HEALTH_PORT + 66
-    holder = ssh(addr, ssh_key, (
-        f"systemd-run --unit={PORT_HOLDER} --collect python3 -c 'import socket, time; "
-        f"s = socket.create_server((\"{addr}\", {held_port})); time.sleep(600)' && "
-        f"for i in $(seq 1 50); do ss -Htln 'sport = :{held_port}' | grep -q . && exit 0; sleep 0.1; done; exit 1"))
     configure_collector = ["--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure"]
     try:
-        assert holder.returncode == 0, f"no listener on {addr}:{held_port}: {holder.stdout}{holder.stderr}"
-        bad = deploy_lab(*configure_collector, "-e", json.dumps(
-            {"otel_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}))
-        assert bad.returncode != 0, "the deploy passed with the Collector's health check on a port taken"
-        assert (f"otel-collector did not answer 200 on http://{addr}:{held_port}/ within {ready_timeout} s"
-                in bad.stdout), bad.stdout[-3000:]
-        assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
-        assert "address already in use" in bad.stdout, bad.stdout[-3000:]
+        with port_held(addr, ssh_key, held_port):
+            bad = deploy_lab(*configure_collector, "-e", json.dumps(
+                {"otel_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}))
+            assert bad.returncode != 0, "the deploy passed with the Collector's health check on a port taken"
+            assert (f"otel-collector did not answer 200 on http://{addr}:{held_port}/ within {ready_timeout} s"
+                    in bad.stdout), bad.stdout[-3000:]
+            assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
+            assert "address already in use" in bad.stdout, bad.stdout[-3000:]
     finally:
-        ssh(addr, ssh_key, f"systemctl stop {PORT_HOLDER}")
         good = deploy_lab(*configure_collector)
     assert good.returncode == 0, f"the deploy with the default health port failed:\n{good.stdout[-3000:]}"
     # On the Collector's host: its health port is open to the cluster's hosts only (role firewall).

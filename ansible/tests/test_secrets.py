@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GROUPS, SECRETS_DIR, addr, deploy_lab, ssh
+from conftest import GROUPS, SECRETS_DIR, addr, deploy_lab, port_held
 LOGS = [Path(p) for p in os.environ.get("LAB_DEPLOY_LOGS", "").split(":") if p]
 
 
@@ -60,24 +60,18 @@ def test_a_failed_start_shows_its_journal_without_the_password(ssh_key):
     host_addr = addr(host)
     password = (SECRETS_DIR / "prometheus-password").read_text().strip()
     held_port = 16699
-    holder = "test-port-holder"
     configure_query = ["--limit", host, "--tags", "jaeger_configure"]
-    started = ssh(host_addr, ssh_key, (
-        f"systemd-run --unit={holder} --collect python3 -c 'import socket, time; "
-        f"s = socket.create_server((\"{host_addr}\", {held_port})); time.sleep(600)' && "
-        f"for i in $(seq 1 50); do ss -Htln 'sport = :{held_port}' | grep -q . && exit 0; sleep 0.1; done; exit 1"))
     try:
-        assert started.returncode == 0, f"no listener on {host_addr}:{held_port}: {started.stdout}{started.stderr}"
-        bad = deploy_lab(*configure_query, "-e", json.dumps({
-            "jaeger_query_grpc_port": held_port, "common_start_unit_ready_timeout": 10,
-            "common_fail_journal_lines": 40}), timeout=600)
-        assert bad.returncode != 0, "the deploy passed with jaeger-query's gRPC port taken"
-        assert "jaeger-query said:" in bad.stdout, bad.stdout[-3000:]
-        assert "Prometheus reader initialized" in bad.stdout, bad.stdout[-3000:]
-        leaked = password in bad.stdout  # (not in the assertion, which would print it)
-        assert not leaked, "the failure message shows the Prometheus password"
-        assert "http://***@" in bad.stdout, bad.stdout[-3000:]
+        with port_held(host_addr, ssh_key, held_port):
+            bad = deploy_lab(*configure_query, "-e", json.dumps({
+                "jaeger_query_grpc_port": held_port, "common_start_unit_ready_timeout": 10,
+                "common_fail_journal_lines": 40}), timeout=600)
+            assert bad.returncode != 0, "the deploy passed with jaeger-query's gRPC port taken"
+            assert "jaeger-query said:" in bad.stdout, bad.stdout[-3000:]
+            assert "Prometheus reader initialized" in bad.stdout, bad.stdout[-3000:]
+            leaked = password in bad.stdout  # (not in the assertion, which would print it)
+            assert not leaked, "the failure message shows the Prometheus password"
+            assert "http://***@" in bad.stdout, bad.stdout[-3000:]
     finally:
-        ssh(host_addr, ssh_key, f"systemctl stop {holder}")
         good = deploy_lab(*configure_query, timeout=600)
     assert good.returncode == 0, f"the deploy with jaeger-query's own ports failed:\n{good.stdout[-3000:]}"
