@@ -823,8 +823,12 @@ def test_alloy_config_is_checked_by_alloy_validate():
     tasks = yaml.safe_load((ANSIBLE_DIR / "roles/alloy/tasks/configure.yml").read_text())
     (task,) = [t for t in tasks if str(t.get("ansible.builtin.template", {}).get("dest", "")).endswith("config.alloy")]
     validate = task["ansible.builtin.template"]["validate"]
-    assert validate.split()[:3] == ["{{", "alloy_binary_path", "}}"] and validate.split()[3] == "validate", validate
-    assert validate.endswith(" %s")
+    # The new release's binary (the one switch_release then runs), also for the live config's check.
+    assert validate == "{{ alloy_release_dir }}/alloy validate %s", validate
+    configure = yaml.safe_load((ANSIBLE_DIR / "roles/alloy/tasks/configure.yml").read_text())
+    (switch,) = [t for t in configure if t.get("ansible.builtin.include_role", {}).get("tasks_from") == "switch_release"]
+    assert switch["vars"]["common_release_checks"] == [
+        "{{ alloy_release_dir }}/alloy validate {{ alloy_config_dir }}/config.alloy"], switch["vars"]
     version = yaml.safe_load((ANSIBLE_DIR / "roles/alloy/defaults/main.yml").read_text())["alloy_version"]
     assert tuple(int(x) for x in version.split(".")[:2]) >= (1, 9), f"alloy validate needs 1.9+, pinned {version}"
     unit = (ROOT / "systemd/alloy.service.j2").read_text()
