@@ -6,6 +6,7 @@ whose otelcol-contrib is a shell script, published under a file:// base URL in t
 folder, with a controller cache of their own."""
 import hashlib
 import platform
+import re
 import tarfile
 
 import yaml
@@ -44,8 +45,8 @@ def publish_release(root, version, script):
 
 def collector_state(addr, key):
     """What runs on the Collector's host: the link's target, the unit's state and main PID, and
-    the release folders."""
-    res = ssh(addr, key, f"readlink {LINK}; systemctl show -p ActiveState -p MainPID otel-collector; ls {RELEASES_DIR}")
+    the release folders (the link's target is empty when it is no link)."""
+    res = ssh(addr, key, f"echo \"$(readlink {LINK})\"; systemctl show -p ActiveState -p MainPID otel-collector; ls {RELEASES_DIR}")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.split("\n")
     props = dict(line.split("=", 1) for line in lines[1:3])
@@ -104,3 +105,26 @@ def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(inv
         if collector_state(addr, ssh_key)["link"] != f"{RELEASES_DIR}/{VERSION}/otelcol-contrib":
             deploy_lab(*COLLECTOR_TAGS)
         ssh(addr, ssh_key, f"rm -rf {real_copy} {RELEASES_DIR}/0.999.1 {RELEASES_DIR}/0.999.2")
+
+
+def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(inventory, ssh_key):
+    """Deployments before releases had folders copied the binary to the link's path. The next
+    deploy checks the live config with the release, replaces that file with the link and restarts
+    the Collector on the release; a deploy after that changes nothing on the host."""
+    addr = inventory[COLLECTOR_HOST]["addr"]
+    release_binary = f"{RELEASES_DIR}/{VERSION}/otelcol-contrib"
+    try:
+        assert ssh(addr, ssh_key, f"cp --remove-destination {release_binary} {LINK} && test ! -L {LINK}").returncode == 0
+        before = collector_state(addr, ssh_key)
+        res = deploy_lab(*COLLECTOR_TAGS)
+        assert res.returncode == 0, f"the deploy failed:\n{res.stdout[-3000:]}"
+        after = collector_state(addr, ssh_key)
+        assert after["link"] == release_binary and after["pid"] != before["pid"] and after["active"] == "active", \
+            (before, after)
+        again = deploy_lab(*COLLECTOR_TAGS)
+        assert again.returncode == 0 and re.search(rf"{COLLECTOR_HOST}\s*: ok=\d+\s+changed=0 ", again.stdout), \
+            again.stdout[-3000:]
+        print(f"regular file -> link to {after['link']}, PID {before['pid']} -> {after['pid']}; next deploy changed=0")
+    finally:
+        if collector_state(addr, ssh_key)["link"] != release_binary:
+            deploy_lab(*COLLECTOR_TAGS)
