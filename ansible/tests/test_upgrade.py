@@ -128,3 +128,18 @@ def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(inv
     finally:
         if collector_state(addr, ssh_key)["link"] != release_binary:
             deploy_lab(*COLLECTOR_TAGS)
+
+
+def test_a_new_version_under_the_configure_tag_alone_is_refused_as_not_installed(inventory, ssh_key):
+    """Only the _install tag fetches and installs a release: a version change run with the
+    _configure tag alone stops with that, instead of the new release "refusing" the config it
+    could not even run, and nothing is switched or restarted."""
+    addr = inventory[COLLECTOR_HOST]["addr"]
+    version = "0.999.3"
+    before = collector_state(addr, ssh_key)
+    res = deploy_lab("--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure",
+                     "-e", f"otel_collector_version={version}")
+    assert res.returncode != 0, "the deploy passed with a version that is not installed"
+    assert (f"{COLLECTOR_HOST}: release {version} is not installed (otelcol-contrib missing in "
+            f"{RELEASES_DIR}/{version}); run the role with its _install tag") in res.stdout, res.stdout[-3000:]
+    assert collector_state(addr, ssh_key) == before
