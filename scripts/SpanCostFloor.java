@@ -8,6 +8,7 @@ import java.util.concurrent.TimeUnit;
 
 import com.sun.management.OperatingSystemMXBean;
 
+import io.github.helidonotel.demo.HttpServerInstrumenter;
 import io.github.helidonotel.demo.Settings;
 import io.github.helidonotel.demo.Telemetry;
 
@@ -20,12 +21,9 @@ import io.opentelemetry.context.Scope;
 import io.opentelemetry.context.propagation.TextMapGetter;
 import io.opentelemetry.context.propagation.TextMapPropagator;
 import io.opentelemetry.instrumentation.api.instrumenter.Instrumenter;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpServerAttributesExtractor;
 import io.opentelemetry.instrumentation.api.semconv.http.HttpServerAttributesGetter;
 import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRoute;
 import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRouteSource;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpSpanNameExtractor;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpSpanStatusExtractor;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
 
 /**
@@ -47,8 +45,8 @@ import io.opentelemetry.sdk.OpenTelemetrySdk;
  *       waits out its retries against a closed port (as scripts/bench.sh's variant);</li>
  *   <li>{@code exported}: every span recorded and exported over OTLP/HTTP to the given sink;</li>
  *   <li>{@code instrumented}: as {@code exported}, but each span made by OpenTelemetry's
- *       instrumentation-api {@link Instrumenter}, built as the service's ServerTracing builds it
- *       (the same extractors, the route set through {@link HttpServerRoute}), over a request that
+ *       instrumentation-api {@link Instrumenter}, the service's own ({@link HttpServerInstrumenter},
+ *       which its ServerTracing builds; the route set through {@link HttpServerRoute}), over a request that
  *       is a map of wrk's headers instead of Helidon's: the floor under the service's own way of
  *       tracing a request, of which the SDK's share is the {@code exported} figure.</li>
  * </ul>
@@ -178,19 +176,14 @@ public final class SpanCostFloor {
     }
 
     /**
-     * The same request through an {@link Instrumenter} built as the service's ServerTracing builds
-     * it, as its filter (start, current context, end with the status) and its route registration
+     * The same request through the service's own {@link HttpServerInstrumenter} (as its ServerTracing
+     * builds it), used as that filter (start, current context, end with the status) and its route registration
      * ({@code TracedRoutes}) use it.
      */
     private static Runnable instrumentedRequest(OpenTelemetry openTelemetry) {
         RequestMap attributes = RequestMap.INSTANCE;
-        Instrumenter<Map<String, String>, Integer> instrumenter = Instrumenter
-                .<Map<String, String>, Integer>builder(openTelemetry, "span-cost-floor",
-                                                       HttpSpanNameExtractor.create(attributes))
-                .setSpanStatusExtractor(HttpSpanStatusExtractor.create(attributes))
-                .addAttributesExtractor(HttpServerAttributesExtractor.create(attributes))
-                .addContextCustomizer(HttpServerRoute.create(attributes))
-                .buildServerInstrumenter(HEADERS);
+        Instrumenter<Map<String, String>, Integer> instrumenter =
+                HttpServerInstrumenter.create(openTelemetry, "span-cost-floor", attributes, HEADERS);
         return () -> {
             Context parent = Context.root();
             if (!instrumenter.shouldStart(parent, REQUEST_HEADERS)) {

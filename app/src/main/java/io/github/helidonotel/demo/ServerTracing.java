@@ -14,10 +14,6 @@ import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.context.Context;
 import io.opentelemetry.context.Scope;
 import io.opentelemetry.instrumentation.api.instrumenter.Instrumenter;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpServerAttributesExtractor;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpServerRoute;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpSpanNameExtractor;
-import io.opentelemetry.instrumentation.api.semconv.http.HttpSpanStatusExtractor;
 
 /**
  * A SERVER span per request, made by OpenTelemetry's {@link Instrumenter} with its HTTP server
@@ -51,14 +47,9 @@ final class ServerTracing implements HttpFeature, Filter, Weighted {
     /** Server tracing with {@code openTelemetry}'s tracer and propagators, except under {@code untracedPath}. */
     static ServerTracing create(OpenTelemetry openTelemetry, String untracedPath) {
         ServerRequestAttributes attributes = ServerRequestAttributes.INSTANCE;
-        Instrumenter<ServerRequest, ServerResponse> instrumenter = Instrumenter
-                .<ServerRequest, ServerResponse>builder(openTelemetry, ServerTracing.class.getPackageName(),
-                                                        HttpSpanNameExtractor.create(attributes))
-                .setSpanStatusExtractor(HttpSpanStatusExtractor.create(attributes))
-                .addAttributesExtractor(HttpServerAttributesExtractor.create(attributes))
-                .addContextCustomizer(HttpServerRoute.create(attributes))
-                .buildServerInstrumenter(attributes);
-        return new ServerTracing(instrumenter, untracedPath);
+        return new ServerTracing(HttpServerInstrumenter.create(openTelemetry, ServerTracing.class.getPackageName(),
+                                                               attributes, attributes),
+                                 untracedPath);
     }
 
     @Override
