@@ -55,27 +55,41 @@ def collector_state(addr, key):
 
 
 def test_a_release_that_refuses_the_live_config_is_not_switched_to(inventory, ssh_key, tmp_path):
-    """The new release's check of the unchanged config fails: the deploy stops with the release's
-    own words, the link still points at the running release, and the Collector was not restarted."""
+    """The new release accepts the config this run renders (the template's validate, a temporary
+    file) but refuses the live one, as a release would refuse one config of several: the deploy
+    stops with the release's own words, the link still points at the running release, and the
+    Collector was not restarted, although the changed config notified its restart (handlers run
+    even on failure here, force_handlers)."""
     addr = inventory[COLLECTOR_HOST]["addr"]
     version = "0.999.0"
+    live_config = "/etc/otel-collector/config.yaml"
     before = collector_state(addr, ssh_key)
     assert before["link"] == f"{RELEASES_DIR}/{VERSION}/otelcol-contrib", before
     assert before["active"] == "active", before
     refusal = f"fake release {version}: unknown component type in this config"
-    install = publish_release(tmp_path, version, f"#!/bin/sh\necho '{refusal}' >&2\nexit 1\n")
+    install = publish_release(tmp_path, version, (
+        f'#!/bin/sh\ncase "$*" in *{live_config}*) echo \'{refusal}\' >&2; exit 1;; esac\nexit 0\n'))
     try:
-        res = deploy_lab(*install)
+        res = deploy_lab(*install, "-e", "otel_collector_log_level=debug")
         assert res.returncode != 0, "the deploy passed with a release that refuses the config"
+        # The config changed (and notified the restart), accepted by the new release's validate.
+        assert re.search(r"TASK \[otel_collector : Render the collector config[^\n]*\n[^\n]*\nchanged: \[node1\]",
+                         res.stdout), res.stdout[-3000:]
         assert (f"{COLLECTOR_HOST}: release {version} in {RELEASES_DIR}/{version} refuses the live config, "
                 f"so the links stay where they were ({RELEASES_DIR}/{VERSION})") in res.stdout, res.stdout[-3000:]
-        assert f"validate --config=/etc/otel-collector/config.yaml` exited 1: {refusal}" in res.stdout, res.stdout[-3000:]
+        assert f"validate --config={live_config}` exited 1: {refusal}" in res.stdout, res.stdout[-3000:]
+        # force_handlers ran the notified restart, which skipped.
+        assert re.search(r"RUNNING HANDLER \[otel_collector : Restart otel-collector\][^\n]*\n[^\n]*\nskipping: \[node1\]",
+                         res.stdout), res.stdout[-3000:]
         after = collector_state(addr, ssh_key)
         assert after["link"] == before["link"] and after["pid"] == before["pid"] and after["active"] == "active", \
             (before, after)
-        print(f"refused: {version} stays in {after['releases']}, PID {after['pid']} unchanged")
+        print(f"refused: {version} stays in {after['releases']}, PID {after['pid']} unchanged "
+              "(its restart handler, notified by the changed config, skipped)")
     finally:
         ssh(addr, ssh_key, f"rm -rf {RELEASES_DIR}/{version}")
+        restored = deploy_lab(*COLLECTOR_TAGS)
+    assert restored.returncode == 0, f"the deploy with the defaults failed:\n{restored.stdout[-3000:]}"
 
 
 def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(inventory, ssh_key, tmp_path):
