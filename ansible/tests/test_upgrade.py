@@ -180,13 +180,14 @@ def test_a_unit_that_runs_a_replaced_binary_is_restarted_with_the_links_in_place
 
 def test_a_new_version_under_the_configure_tag_alone_is_refused_as_not_installed(host):
     """Only the _install tag fetches and installs a release: a version change run with the
-    _configure tag alone stops with that, instead of the new release "refusing" the config it
-    could not even run, and nothing is switched or restarted."""
+    _configure tag alone stops with that, before a changed config is validated by the missing
+    binary (a "No such file" error), and nothing is changed or restarted."""
     version = "0.999.3"
     before = collector_state(host)
     res = deploy_lab("--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure",
-                     "-e", f"otel_collector_version={version}")
+                     "-e", f"otel_collector_version={version}", "-e", "otel_collector_log_level=debug")
     assert res.returncode != 0, "the deploy passed with a version that is not installed"
+    assert re.search(rf"{COLLECTOR_HOST}\s*: ok=\d+\s+changed=0 ", res.stdout), res.stdout[-3000:]
     assert (f"{COLLECTOR_HOST}: release {version} is not installed (otelcol-contrib missing in "
             f"{RELEASES_DIR}/{version}); run the role with its _install tag") in res.stdout, res.stdout[-3000:]
     assert collector_state(host) == before
