@@ -1,5 +1,5 @@
-"""Upgrades through role common's install_release and switch_release, on the Collector of the lab:
-each release in a folder of its own, the links switched only once the new release accepts the live
+"""Upgrades through role common's install_release and switch_release, on the lab (mostly its
+Collector): each release in a folder of its own, the links switched only once the new release accepts the live
 config, one release kept to go back to, a unit restarted whenever its process runs another file
 than the linked release's. The lab has one real release of each component, so the newer ones are
 made here: release archives (with their checksums file, as the role fetches them) holding either
@@ -13,7 +13,7 @@ import tarfile
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, addr, deploy_lab, http_get_on
+from conftest import ANSIBLE_DIR, STACK_UNITS, addr, deploy_lab, http_get_on
 
 COLLECTOR_HOST = "node1"
 UNIT = "otel-collector"
@@ -159,23 +159,51 @@ def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(hos
             deploy_lab(*COLLECTOR_TAGS)
 
 
-def test_a_unit_that_runs_a_replaced_binary_is_restarted_with_the_links_in_place(host):
-    """The links are where they belong, but the Collector's process runs a file that was replaced
-    since it started: the same version rebuilt and copied again, or a run stopped between the
-    switch and its restart. The next deploy restarts it (and only that deploy)."""
-    run_on(host, f"cp -p {RELEASE_BINARY} {RELEASE_BINARY}.new && mv {RELEASE_BINARY}.new {RELEASE_BINARY}")
-    before = collector_state(host)
-    assert before["link"] == RELEASE_BINARY and before["exe"] == f"{RELEASE_BINARY} (deleted)", before
-    res = deploy_lab(*COLLECTOR_TAGS)
-    assert res.returncode == 0, f"the deploy failed:\n{res.stdout[-3000:]}"
-    assert re.search(r"RUNNING HANDLER \[otel_collector : Restart otel-collector\][^\n]*\n[^\n]*\nchanged: \[node1\]",
-                     res.stdout), res.stdout[-3000:]
-    after = collector_state(host)
-    assert after["exe"] == RELEASE_BINARY and after["pid"] != before["pid"] and after["running"], (before, after)
-    again = deploy_lab(*COLLECTOR_TAGS)
-    assert again.returncode == 0 and re.search(rf"{COLLECTOR_HOST}\s*: ok=\d+\s+changed=0 ", again.stdout), \
-        again.stdout[-3000:]
-    print(f"PID {before['pid']} ran {before['exe']!r}: restarted as PID {after['pid']}; next deploy changed=0")
+def release_processes(hosts):
+    """{(host name, unit): (main PID, the file it runs)} of the stack's running units whose
+    process runs a release's binary: a file under one of the roles' *_releases_dir."""
+    releases_dirs = tuple(
+        f"{value.rstrip('/')}/" for defaults in sorted(ANSIBLE_DIR.glob("roles/*/defaults/main.yml"))
+        for key, value in (yaml.safe_load(defaults.read_text()) or {}).items() if key.endswith("_releases_dir"))
+    found = {}
+    for name, lab_host in sorted(hosts.items()):
+        for unit in STACK_UNITS:
+            pid = lab_host.check_output(f"systemctl show --property=MainPID --value {unit}.service")
+            exe = lab_host.check_output(f"readlink /proc/{pid}/exe") if pid != "0" else ""
+            if exe.startswith(releases_dirs):
+                found[(name, unit)] = (pid, exe)
+    return found
+
+
+def test_units_that_run_a_replaced_binary_are_restarted_with_the_links_in_place(hosts):
+    """The links are where they belong, but each release unit's process runs a file that was
+    replaced since it started: the same version rebuilt and copied again, or a run stopped between
+    the switch and its restart. The next deploy restarts each of them (the Collector, jaeger's
+    units, Prometheus), and a deploy after it changes nothing."""
+    before = release_processes(hosts)
+    units = {unit for _, unit in before}
+    assert {"otel-collector", "jaeger-collector", "jaeger-query", "prometheus"} <= units, before
+    for name, exe in sorted({(name, exe) for (name, _), (_, exe) in before.items()}):
+        run_on(hosts[name], f"cp -p {exe} {exe}.new && mv {exe}.new {exe}")
+    replaced = {key: hosts[key[0]].check_output(f"readlink /proc/{pid}/exe") for key, (pid, _) in before.items()}
+    assert all(exe.endswith(" (deleted)") for exe in replaced.values()), replaced
+    try:
+        res = deploy_lab()
+        assert res.returncode == 0, f"the deploy failed:\n{res.stdout[-3000:]}"
+        after = release_processes(hosts)
+        assert after.keys() == before.keys(), (before, after)
+        for key, (pid, exe) in after.items():
+            assert pid != before[key][0] and exe == before[key][1], (key, before[key], after[key])
+        again = deploy_lab()
+        assert again.returncode == 0 and len(re.findall(r"\bok=\d+\s+changed=0 ", again.stdout)) == len(hosts), \
+            again.stdout[-3000:]
+    finally:
+        still = {key for key, (pid, exe) in release_processes(hosts).items() if exe.endswith(" (deleted)")}
+        if still:
+            deploy_lab()
+    for (name, unit), (pid, exe) in sorted(after.items()):
+        print(f"{name} {unit}: PID {before[(name, unit)][0]} ran {exe} (deleted): restarted as PID {pid}")
+    print("next deploy changed=0 on every host")
 
 
 def test_a_new_version_under_the_configure_tag_alone_is_refused_as_not_installed(host):
