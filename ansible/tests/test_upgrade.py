@@ -1,10 +1,10 @@
 """Upgrades through role common's install_release and switch_release, on the lab (mostly its
-Collector): each release in a folder of its own, the links switched only once the new release accepts the live
-config, one release kept to go back to, a unit restarted whenever its process runs another file
-than the linked release's. The lab has one real release of each component, so the newer ones are
-made here: release archives (with their checksums file, as the role fetches them) holding either
-the real binary under a new version or a shell script, published under a file:// base URL in the
-test's own folder, with a controller cache of their own."""
+Collector): each release in a folder of its own, the links switched only once the new release
+accepts the live config, one release kept to go back to, a unit restarted whenever its process runs
+another file than the linked release's. The lab has one real release of each component, so the
+newer ones are made here: release archives (with their checksums file, as the role fetches them)
+holding either the real binary under a new version or a shell script, published under a file://
+base URL in the test's own folder, with a controller cache of their own."""
 import hashlib
 import io
 import re
