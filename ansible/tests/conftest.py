@@ -194,6 +194,21 @@ def port_held(host_addr, key, port, unit="test-port-holder"):
         ssh(host_addr, key, f"systemctl stop {unit}")
 
 
+@contextlib.contextmanager
+def deploy_with_port_held(host, tags, port, extra_vars):
+    """Deploys one host with the given tags and extra variables while a port they point a service
+    at is held on it (port_held), and yields that deploy's result; afterwards the host is deployed
+    again with the same tags and its own settings, which must pass. For tests of a start that
+    fails."""
+    args = ["--limit", host, "--tags", tags]
+    try:
+        with port_held(addr(host), SETTINGS["ssh_key"], port):
+            yield deploy_lab(*args, "-e", json.dumps(extra_vars), timeout=600)
+    finally:
+        good = deploy_lab(*args, timeout=600)
+    assert good.returncode == 0, f"the deploy of {host} with its own settings failed:\n{good.stdout[-3000:]}"
+
+
 def http_get(url, headers=None, timeout=10):
     """(status, body) of a GET; HTTP errors give their status instead of raising."""
     req = urllib.request.Request(url, headers=headers or {})

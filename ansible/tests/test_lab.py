@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import FIREWALL_TABLE, GROUPS, STACK_UNITS, addr, app_url, deploy_lab, env_file, http_get, http_get_on, port_held, ssh
+from conftest import (FIREWALL_TABLE, GROUPS, STACK_UNITS, addr, app_url, deploy_lab, deploy_with_port_held, env_file,
+                      http_get, http_get_on, ssh)
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -242,31 +243,25 @@ def test_two_services_on_one_port_stop_the_deploy_before_any_change(inventory):
     assert recap == {host: "0" for host in inventory}, recap
 
 
-def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words(inventory, ssh_key):
+def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words():
     """The readiness wait every role but app's goes through (role common's start_unit): a
     Collector whose health check is put on a port another process of its host holds (a transient
     unit the test starts) starts, cannot bind it, exits, and is restarted every 5 s. The deploy
     fails with the Collector's own error from the journal of its last run, not only the wait's
     "connection refused"; the next deploy puts it back. (Its template checker cannot catch this:
     `otelcol validate` binds nothing.)"""
-    addr = inventory[COLLECTOR_HOST]["addr"]
+    collector_addr = addr(COLLECTOR_HOST)
     ready_timeout = 10
     held_port = COLLECTOR_HEALTH_PORT + 66
-    configure_collector = ["--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure"]
-    try:
-        with port_held(addr, ssh_key, held_port):
-            bad = deploy_lab(*configure_collector, "-e", json.dumps(
-                {"otel_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}))
-            assert bad.returncode != 0, "the deploy passed with the Collector's health check on a port taken"
-            assert (f"otel-collector did not answer 200 on http://{addr}:{held_port}/ within {ready_timeout} s"
-                    in bad.stdout), bad.stdout[-3000:]
-            assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
-            assert "address already in use" in bad.stdout, bad.stdout[-3000:]
-    finally:
-        good = deploy_lab(*configure_collector)
-    assert good.returncode == 0, f"the deploy with the default health port failed:\n{good.stdout[-3000:]}"
+    with deploy_with_port_held(COLLECTOR_HOST, "otel_collector_configure", held_port, {
+            "otel_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}) as bad:
+        assert bad.returncode != 0, "the deploy passed with the Collector's health check on a port taken"
+        assert (f"otel-collector did not answer 200 on http://{collector_addr}:{held_port}/ within {ready_timeout} s"
+                in bad.stdout), bad.stdout[-3000:]
+        assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
+        assert "address already in use" in bad.stdout, bad.stdout[-3000:]
     # On the Collector's host: its health port is open to the cluster's hosts only (role firewall).
-    assert http_get_on(addr, f"http://{addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
+    assert http_get_on(collector_addr, f"http://{collector_addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
 
 
 def wait_for(predicate, timeout, what):

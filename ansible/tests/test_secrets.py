@@ -6,14 +6,13 @@ new and --diff prints each whole file, and names that log and the idempotence ru
 LAB_DEPLOY_LOGS. This test reads the secrets the roles generated on the controller (files under
 ~/.config/helidon-otel-vms/lab/, mode 0600) and looks for each in those logs.
 """
-import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from conftest import GROUPS, SECRETS_DIR, addr, deploy_lab, port_held
+from conftest import GROUPS, SECRETS_DIR, deploy_with_port_held
 LOGS = [Path(p) for p in os.environ.get("LAB_DEPLOY_LOGS", "").split(":") if p]
 
 
@@ -50,28 +49,21 @@ def test_secret_files_are_private_to_their_owner():
 
 @pytest.mark.skipif(not GROUPS.get("prometheus") or not GROUPS.get("jaeger_query"),
                     reason="needs the SPM topology (jaeger-query reads Prometheus)")
-def test_a_failed_start_shows_its_journal_without_the_password(ssh_key):
+def test_a_failed_start_shows_its_journal_without_the_password():
     """jaeger-query logs its Prometheus address with the password in it ("Prometheus reader
     initialized ... addr=http://admin:<password>@..."). When it does not become ready, role
     common's failure message quotes its last run's journal: the password must show there masked.
     jaeger-query is made to fail after that line: its gRPC port is moved onto one a transient unit
     of the test holds."""
     host = GROUPS["jaeger_query"][0]
-    host_addr = addr(host)
     password = (SECRETS_DIR / "prometheus-password").read_text().strip()
     held_port = 16699
-    configure_query = ["--limit", host, "--tags", "jaeger_configure"]
-    try:
-        with port_held(host_addr, ssh_key, held_port):
-            bad = deploy_lab(*configure_query, "-e", json.dumps({
-                "jaeger_query_grpc_port": held_port, "common_start_unit_ready_timeout": 10,
-                "common_fail_journal_lines": 40}), timeout=600)
-            assert bad.returncode != 0, "the deploy passed with jaeger-query's gRPC port taken"
-            assert "jaeger-query said:" in bad.stdout, bad.stdout[-3000:]
-            assert "Prometheus reader initialized" in bad.stdout, bad.stdout[-3000:]
-            leaked = password in bad.stdout  # (not in the assertion, which would print it)
-            assert not leaked, "the failure message shows the Prometheus password"
-            assert "http://***@" in bad.stdout, bad.stdout[-3000:]
-    finally:
-        good = deploy_lab(*configure_query, timeout=600)
-    assert good.returncode == 0, f"the deploy with jaeger-query's own ports failed:\n{good.stdout[-3000:]}"
+    with deploy_with_port_held(host, "jaeger_configure", held_port, {
+            "jaeger_query_grpc_port": held_port, "common_start_unit_ready_timeout": 10,
+            "common_fail_journal_lines": 40}) as bad:
+        assert bad.returncode != 0, "the deploy passed with jaeger-query's gRPC port taken"
+        assert "jaeger-query said:" in bad.stdout, bad.stdout[-3000:]
+        assert "Prometheus reader initialized" in bad.stdout, bad.stdout[-3000:]
+        leaked = password in bad.stdout  # (not in the assertion, which would print it)
+        assert not leaked, "the failure message shows the Prometheus password"
+        assert "http://***@" in bad.stdout, bad.stdout[-3000:]
