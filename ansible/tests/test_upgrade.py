@@ -114,13 +114,21 @@ def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(hos
     """Two upgrades and the way back, each a deploy that only changes the version: the link moves
     to the new release, the Collector restarts on it (its process runs the new release's file) and
     answers its health check, the release it replaced stays, older ones are removed. The newer
-    releases hold the real binary."""
+    releases hold the real binary. On the way back, a run that was stopped between its switch and
+    the restart is made up for: the link already on the release to run, the Collector still on the
+    one before, the next deploy restarts it without moving anything."""
     collector_addr = addr(COLLECTOR_HOST)
-    steps = [("0.999.1", publish_release(host, tmp_path, "0.999.1", real_binary), [VERSION, "0.999.1"]),
-             ("0.999.2", publish_release(host, tmp_path, "0.999.2", real_binary), ["0.999.1", "0.999.2"]),
-             (VERSION, COLLECTOR_TAGS, [VERSION, "0.999.2"])]
+    install_1 = publish_release(host, tmp_path, "0.999.1", real_binary)
+    binary_1 = f"{RELEASES_DIR}/0.999.1/otelcol-contrib"
+    # (version, deploy arguments, what happened on the host before the deploy, releases after it)
+    steps = [("0.999.1", install_1, None, [VERSION, "0.999.1"]),
+             ("0.999.2", publish_release(host, tmp_path, "0.999.2", real_binary), None, ["0.999.1", "0.999.2"]),
+             ("0.999.1", install_1, f"ln -sfn {binary_1} {LINK}", ["0.999.1", "0.999.2"]),
+             (VERSION, COLLECTOR_TAGS, None, [VERSION, "0.999.1"])]
     try:
-        for version, args, releases in steps:
+        for version, args, interrupted_switch, releases in steps:
+            if interrupted_switch:
+                run_on(host, interrupted_switch)
             before = collector_state(host)
             res = deploy_lab(*args)
             assert res.returncode == 0, f"the deploy of {version} failed:\n{res.stdout[-3000:]}"
@@ -129,10 +137,11 @@ def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(hos
             assert after["running"] and after["pid"] != before["pid"], (before, after)
             assert after["releases"] == sorted(releases), after
             assert http_get_on(collector_addr, f"http://{collector_addr}:{HEALTH_PORT}/", timeout=5)[0] == 200
-            print(f"{before['link']} -> {after['link']}: PID {before['pid']} -> {after['pid']}, "
-                  f"releases {after['releases']}")
+            print(f"{before['exe']} -> {after['exe']}: PID {before['pid']} -> {after['pid']}, "
+                  f"releases {after['releases']}" + (" (link switched before the deploy)" if interrupted_switch else ""))
     finally:
-        if collector_state(host)["link"] != RELEASE_BINARY:
+        state = collector_state(host)
+        if state["link"] != RELEASE_BINARY or state["exe"] != RELEASE_BINARY:
             deploy_lab(*COLLECTOR_TAGS)
         run_on(host, f"rm -rf {RELEASES_DIR}/0.999.1 {RELEASES_DIR}/0.999.2")
 
@@ -155,7 +164,8 @@ def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(hos
             again.stdout[-3000:]
         print(f"regular file -> link to {after['link']}, PID {before['pid']} -> {after['pid']}; next deploy changed=0")
     finally:
-        if collector_state(host)["link"] != RELEASE_BINARY:
+        state = collector_state(host)
+        if state["link"] != RELEASE_BINARY or state["exe"] != RELEASE_BINARY:
             deploy_lab(*COLLECTOR_TAGS)
 
 
@@ -177,17 +187,16 @@ def release_processes(hosts):
 
 def test_units_that_run_a_replaced_binary_are_restarted_with_the_links_in_place(hosts):
     """The links are where they belong, but each release unit's process runs a file that was
-    replaced since it started: the same version rebuilt and copied again, or a run stopped between
-    the switch and its restart. The next deploy restarts each of them (the Collector, jaeger's
-    units, Prometheus), and a deploy after it changes nothing."""
+    replaced since it started, as when the same version was rebuilt and copied again. The next
+    deploy restarts each of them (in the lab: the Collector, jaeger's units, Prometheus), and a
+    deploy after it changes nothing."""
     before = release_processes(hosts)
-    units = {unit for _, unit in before}
-    assert {"otel-collector", "jaeger-collector", "jaeger-query", "prometheus"} <= units, before
-    for name, exe in sorted({(name, exe) for (name, _), (_, exe) in before.items()}):
-        run_on(hosts[name], f"cp -p {exe} {exe}.new && mv {exe}.new {exe}")
-    replaced = {key: hosts[key[0]].check_output(f"readlink /proc/{pid}/exe") for key, (pid, _) in before.items()}
-    assert all(exe.endswith(" (deleted)") for exe in replaced.values()), replaced
+    assert (COLLECTOR_HOST, UNIT) in before, before
     try:
+        for name, exe in sorted({(name, exe) for (name, _), (_, exe) in before.items()}):
+            run_on(hosts[name], f"cp -p {exe} {exe}.new && mv {exe}.new {exe}")
+        replaced = {key: hosts[key[0]].check_output(f"readlink /proc/{pid}/exe") for key, (pid, _) in before.items()}
+        assert all(exe.endswith(" (deleted)") for exe in replaced.values()), replaced
         res = deploy_lab()
         assert res.returncode == 0, f"the deploy failed:\n{res.stdout[-3000:]}"
         after = release_processes(hosts)
