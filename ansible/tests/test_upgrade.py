@@ -58,15 +58,26 @@ def publish_release(host, root, version, binary):
             "-e", f"otel_collector_cache_dir={root / 'cache'}"]
 
 
+def running_file(host, pid):
+    """The file a process runs, as the kernel names it (" (deleted)" when it was replaced)."""
+    return host.check_output(f"readlink /proc/{pid}/exe")
+
+
+def main_process(host, unit):
+    """(main PID, the file it runs) of a unit; ("0", "") when it runs no process."""
+    pid = host.check_output(f"systemctl show --property=MainPID --value {unit}.service")
+    return pid, running_file(host, pid) if pid != "0" else ""
+
+
 def collector_state(host):
     """What runs on the Collector's host: the link's target (empty when it is no link), whether the
     unit runs, its main PID and the file that process runs, and the release folders."""
     link = host.file(LINK)
-    pid = host.check_output(f"systemctl show --property=MainPID --value {UNIT}")
+    pid, exe = main_process(host, UNIT)
     return {"link": link.linked_to if link.is_symlink else "",
             "running": host.service(UNIT).is_running,
             "pid": pid,
-            "exe": host.check_output(f"readlink /proc/{pid}/exe") if pid != "0" else "",
+            "exe": exe,
             "releases": sorted(host.file(RELEASES_DIR).listdir())}
 
 
@@ -169,18 +180,20 @@ def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(hos
             deploy_lab(*COLLECTOR_TAGS)
 
 
+# Where the roles keep their releases (their *_releases_dir defaults), each with a trailing slash.
+RELEASES_DIRS = tuple(
+    f"{value.rstrip('/')}/" for defaults in sorted(ANSIBLE_DIR.glob("roles/*/defaults/main.yml"))
+    for key, value in (yaml.safe_load(defaults.read_text()) or {}).items() if key.endswith("_releases_dir"))
+
+
 def release_processes(hosts):
     """{(host name, unit): (main PID, the file it runs)} of the stack's running units whose
-    process runs a release's binary: a file under one of the roles' *_releases_dir."""
-    releases_dirs = tuple(
-        f"{value.rstrip('/')}/" for defaults in sorted(ANSIBLE_DIR.glob("roles/*/defaults/main.yml"))
-        for key, value in (yaml.safe_load(defaults.read_text()) or {}).items() if key.endswith("_releases_dir"))
+    process runs a release's binary: a file under one of RELEASES_DIRS."""
     found = {}
     for name, lab_host in sorted(hosts.items()):
         for unit in STACK_UNITS:
-            pid = lab_host.check_output(f"systemctl show --property=MainPID --value {unit}.service")
-            exe = lab_host.check_output(f"readlink /proc/{pid}/exe") if pid != "0" else ""
-            if exe.startswith(releases_dirs):
+            pid, exe = main_process(lab_host, unit)
+            if exe.startswith(RELEASES_DIRS):
                 found[(name, unit)] = (pid, exe)
     return found
 
@@ -195,7 +208,7 @@ def test_units_that_run_a_replaced_binary_are_restarted_with_the_links_in_place(
     try:
         for name, exe in sorted({(name, exe) for (name, _), (_, exe) in before.items()}):
             run_on(hosts[name], f"cp -p {exe} {exe}.new && mv {exe}.new {exe}")
-        replaced = {key: hosts[key[0]].check_output(f"readlink /proc/{pid}/exe") for key, (pid, _) in before.items()}
+        replaced = {key: running_file(hosts[key[0]], pid) for key, (pid, _) in before.items()}
         assert all(exe.endswith(" (deleted)") for exe in replaced.values()), replaced
         res = deploy_lab()
         assert res.returncode == 0, f"the deploy failed:\n{res.stdout[-3000:]}"
