@@ -1,31 +1,105 @@
-"""Upgrades through role common's install_release and switch_release, on the lab (mostly its
-Collector): each release in a folder of its own, the links switched only once the new release
-accepts the live config, one release kept to go back to, a unit restarted whenever its process runs
-another file than the linked release's. The lab has one real release of each component, so the
-newer ones are made here: release archives (with their checksums file, as the role fetches them)
-holding either the real binary under a new version or a shell script, published under a file://
-base URL in the test's own folder, with a controller cache of their own."""
+"""Upgrades through role common's install_release and switch_release, on the lab's Collector and
+jaeger: each release in a folder of its own, the links switched only once the new release accepts
+the live config, one release kept to go back to, a unit restarted whenever its process runs another
+file than the linked release's. The lab has one real release of each component, so the newer ones
+are made here: release archives (with their checksums file, as the roles fetch them) holding either
+the real binary under a new version or a shell script, published under a file:// base URL in the
+test's own folder, with a controller cache of their own."""
+import functools
 import hashlib
 import io
 import re
 import tarfile
+from dataclasses import dataclass
 
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, STACK_UNITS, addr, deploy_lab, http_get_on
+from conftest import ANSIBLE_DIR, GROUPS, STACK_UNITS, addr, deploy_lab, http_get_on
 
-COLLECTOR_HOST = "node1"
-UNIT = "otel-collector"
-ROLE_DIR = ANSIBLE_DIR / "roles" / "otel_collector"
-DEFAULTS = yaml.safe_load((ROLE_DIR / "defaults/main.yml").read_text())
-CHECKSUMS_FILE = yaml.safe_load((ROLE_DIR / "vars/main.yml").read_text())["otel_collector_checksums_file"]
-VERSION = DEFAULTS["otel_collector_version"]
-RELEASES_DIR = DEFAULTS["otel_collector_releases_dir"]
-LINK = DEFAULTS["otel_collector_binary_path"]
-HEALTH_PORT = DEFAULTS["otel_collector_health_port"]
-RELEASE_BINARY = f"{RELEASES_DIR}/{VERSION}/otelcol-contrib"
-COLLECTOR_TAGS = ["--limit", COLLECTOR_HOST, "--tags", "otel_collector_install,otel_collector_configure"]
+
+@dataclass(frozen=True)
+class Component:
+    """A component installed as releases, as these tests publish and deploy it. `role` names the
+    role and its variables' prefix; `archive`, `member` and `checksums` are the release layout the
+    role fetches (formatted with version and arch: <base>/v<version>/<archive>); `units` are
+    (inventory group, unit, health URL formatted with addr)."""
+    role: str
+    binary: str
+    archive: str
+    member: str
+    checksums: str
+    units: tuple
+    # Variables that make the role fetch <base>/v<version>/, when it does not by itself.
+    extra_vars: tuple = ()
+
+    @functools.cached_property
+    def defaults(self):
+        return yaml.safe_load((ANSIBLE_DIR / "roles" / self.role / "defaults/main.yml").read_text())
+
+    def default(self, name):
+        return self.defaults[f"{self.role}_{name}"]
+
+    @property
+    def version(self):
+        return self.default("version")
+
+    @property
+    def releases_dir(self):
+        return self.default("releases_dir")
+
+    @property
+    def link(self):
+        return self.default("binary_path")
+
+    def release_binary(self, version=None):
+        return f"{self.releases_dir}/{version or self.version}/{self.binary}"
+
+    @property
+    def placements(self):
+        """[(inventory host, unit, health URL)] of its units in the lab."""
+        return [(GROUPS[group][0], unit, health.format(addr=addr(GROUPS[group][0])))
+                for group, unit, health in self.units]
+
+    @property
+    def tags(self):
+        """Deploy arguments that run its role's install and configure parts on its hosts only."""
+        return ["--limit", ",".join(sorted({host for host, _, _ in self.placements})),
+                "--tags", f"{self.role}_install,{self.role}_configure"]
+
+
+def _collector():
+    defaults = yaml.safe_load((ANSIBLE_DIR / "roles/otel_collector/defaults/main.yml").read_text())
+    checksums = yaml.safe_load((ANSIBLE_DIR / "roles/otel_collector/vars/main.yml").read_text())
+    return Component(
+        role="otel_collector", binary="otelcol-contrib",
+        archive="otelcol-contrib_{version}_linux_{arch}.tar.gz", member="otelcol-contrib",
+        checksums=checksums["otel_collector_checksums_file"],
+        units=(("otel_collector", "otel-collector", f"http://{{addr}}:{defaults['otel_collector_health_port']}/"),))
+
+
+def _jaeger():
+    defaults = yaml.safe_load((ANSIBLE_DIR / "roles/jaeger/defaults/main.yml").read_text())
+    return Component(
+        role="jaeger", binary="jaeger",
+        archive="jaeger-{version}-linux-{arch}.tar.gz", member="jaeger-{version}-linux-{arch}/jaeger",
+        checksums="jaeger-{version}.sha256sum.txt",
+        units=(("jaeger_collector", "jaeger-collector", f"http://{{addr}}:{defaults['jaeger_collector_health_port']}/status"),
+               ("jaeger_query", "jaeger-query", f"http://{{addr}}:{defaults['jaeger_query_http_port']}/api/services")),
+        # The lab inventory names the tag of the lab's own release (its v1 twin, see the role's
+        # defaults); the releases made here are under v<version>.
+        extra_vars=("jaeger_release_tag=v{version}",))
+
+
+COLLECTOR = _collector()
+JAEGER = _jaeger()
+# The Collector's host and unit, for the tests that drive the Collector only.
+COLLECTOR_HOST, UNIT, _ = COLLECTOR.placements[0]
+RELEASES_DIR = COLLECTOR.releases_dir
+VERSION = COLLECTOR.version
+LINK = COLLECTOR.link
+RELEASE_BINARY = COLLECTOR.release_binary()
+COLLECTOR_TAGS = COLLECTOR.tags
 
 
 @pytest.fixture(scope="module")
@@ -33,29 +107,25 @@ def host(hosts):
     return hosts[COLLECTOR_HOST]
 
 
-@pytest.fixture(scope="module")
-def real_binary(host):
-    """The bytes of the Collector binary the lab runs (for releases that must really start)."""
-    return host.file(RELEASE_BINARY).content
-
-
-def publish_release(host, root, version, binary):
-    """A release archive of `version` whose otelcol-contrib is `binary` (bytes), named and laid out
-    as the role fetches it, under root/mirror; returns the deploy arguments that install it."""
+def publish_release(component, host, root, version, binary):
+    """A release archive of `version` whose binary is `binary` (bytes), named and laid out as the
+    component's role fetches it, under root/mirror; returns the deploy arguments that install it."""
+    # The architecture in the archive's name, as the roles' vars name it.
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.system_info.arch, host.system_info.arch)
     release = root / "mirror" / f"v{version}"
     release.mkdir(parents=True)
-    # The architecture in the archive's name, as role otel_collector's vars name it.
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.system_info.arch, host.system_info.arch)
-    archive = release / f"otelcol-contrib_{version}_linux_{arch}.tar.gz"
+    archive = release / component.archive.format(version=version, arch=arch)
     with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
-        member = tarfile.TarInfo("otelcol-contrib")
+        member = tarfile.TarInfo(component.member.format(version=version, arch=arch))
         member.size, member.mode = len(binary), 0o755
         tar.addfile(member, io.BytesIO(binary))
-    (release / CHECKSUMS_FILE).write_text(f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  {archive.name}\n")
-    return [*COLLECTOR_TAGS,
-            "-e", f"otel_collector_version={version}",
-            "-e", f"otel_collector_download_base_url=file://{root / 'mirror'}",
-            "-e", f"otel_collector_cache_dir={root / 'cache'}"]
+    (release / component.checksums.format(version=version)).write_text(
+        f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  {archive.name}\n")
+    extra = [arg for var in component.extra_vars for arg in ("-e", var.format(version=version))]
+    return [*component.tags,
+            "-e", f"{component.role}_version={version}",
+            "-e", f"{component.role}_download_base_url=file://{root / 'mirror'}",
+            "-e", f"{component.role}_cache_dir={root / 'cache'}", *extra]
 
 
 def running_file(host, pid):
@@ -69,16 +139,21 @@ def main_process(host, unit):
     return pid, running_file(host, pid) if pid != "0" else ""
 
 
-def collector_state(host):
-    """What runs on the Collector's host: the link's target (empty when it is no link), whether the
-    unit runs, its main PID and the file that process runs, and the release folders."""
-    link = host.file(LINK)
-    pid, exe = main_process(host, UNIT)
+def unit_state(component, host, unit):
+    """What runs for one unit of a component: the link's target on its host (empty when it is no
+    link), whether the unit runs, its main PID and the file that process runs, and the release
+    folders."""
+    link = host.file(component.link)
+    pid, exe = main_process(host, unit)
     return {"link": link.linked_to if link.is_symlink else "",
-            "running": host.service(UNIT).is_running,
+            "running": host.service(unit).is_running,
             "pid": pid,
             "exe": exe,
-            "releases": sorted(host.file(RELEASES_DIR).listdir())}
+            "releases": sorted(host.file(component.releases_dir).listdir())}
+
+
+def collector_state(host):
+    return unit_state(COLLECTOR, host, UNIT)
 
 
 def run_on(host, command):
@@ -97,19 +172,19 @@ def test_a_release_that_refuses_the_live_config_is_not_switched_to(host, tmp_pat
     before = collector_state(host)
     assert before["link"] == RELEASE_BINARY and before["running"], before
     refusal = f"fake release {version}: unknown component type in this config"
-    install = publish_release(host, tmp_path, version, (
+    install = publish_release(COLLECTOR, host, tmp_path, version, (
         f'#!/bin/sh\ncase "$*" in *{live_config}*) echo \'{refusal}\' >&2; exit 1;; esac\nexit 0\n').encode())
     try:
         res = deploy_lab(*install, "-e", "otel_collector_log_level=debug")
         assert res.returncode != 0, "the deploy passed with a release that refuses the config"
         # The config changed (and notified the restart), accepted by the new release's validate.
-        assert re.search(r"TASK \[otel_collector : Render the collector config[^\n]*\n[^\n]*\nchanged: \[node1\]",
+        assert re.search(rf"TASK \[otel_collector : Render the collector config[^\n]*\n[^\n]*\nchanged: \[{COLLECTOR_HOST}\]",
                          res.stdout), res.stdout[-3000:]
         assert (f"{COLLECTOR_HOST}: release {version} in {RELEASES_DIR}/{version} refuses the live config, "
                 f"so the links stay where they were ({RELEASES_DIR}/{VERSION})") in res.stdout, res.stdout[-3000:]
         assert f"validate --config={live_config}` exited 1: {refusal}" in res.stdout, res.stdout[-3000:]
         # force_handlers ran the notified restart, which skipped.
-        assert re.search(r"RUNNING HANDLER \[otel_collector : Restart otel-collector\][^\n]*\n[^\n]*\nskipping: \[node1\]",
+        assert re.search(rf"RUNNING HANDLER \[otel_collector : Restart otel-collector\][^\n]*\n[^\n]*\nskipping: \[{COLLECTOR_HOST}\]",
                          res.stdout), res.stdout[-3000:]
         after = collector_state(host)
         assert after["link"] == before["link"] and after["pid"] == before["pid"] and after["running"], (before, after)
@@ -121,40 +196,79 @@ def test_a_release_that_refuses_the_live_config_is_not_switched_to(host, tmp_pat
     assert restored.returncode == 0, f"the deploy with the defaults failed:\n{restored.stdout[-3000:]}"
 
 
-def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(host, real_binary, tmp_path):
-    """Two upgrades and the way back, each a deploy that only changes the version: the link moves
-    to the new release, the Collector restarts on it (its process runs the new release's file) and
-    answers its health check, the release it replaced stays, older ones are removed. The newer
-    releases hold the real binary. On the way back, a run that was stopped between its switch and
-    the restart is made up for: the link already on the release to run, the Collector still on the
-    one before, the next deploy restarts it without moving anything."""
-    collector_addr = addr(COLLECTOR_HOST)
-    install_1 = publish_release(host, tmp_path, "0.999.1", real_binary)
-    binary_1 = f"{RELEASES_DIR}/0.999.1/otelcol-contrib"
-    # (version, deploy arguments, what happened on the host before the deploy, releases after it)
-    steps = [("0.999.1", install_1, None, [VERSION, "0.999.1"]),
-             ("0.999.2", publish_release(host, tmp_path, "0.999.2", real_binary), None, ["0.999.1", "0.999.2"]),
-             ("0.999.1", install_1, f"ln -sfn {binary_1} {LINK}", ["0.999.1", "0.999.2"]),
-             (VERSION, COLLECTOR_TAGS, None, [VERSION, "0.999.1"])]
+def component_state(component, hosts):
+    """{unit: unit_state} of each unit of a component, on its host."""
+    return {unit: unit_state(component, hosts[name], unit) for name, unit, _ in component.placements}
+
+
+def changed_tasks(output):
+    """[(TASK or RUNNING HANDLER, its name)] of the tasks and handlers that reported a change on
+    any host, from ansible-playbook's output."""
+    blocks = re.split(r"\n(?=(?:TASK|RUNNING HANDLER) \[)", output)
+    headers = (re.match(r"(TASK|RUNNING HANDLER) \[([^\]]+)\]", block) for block in blocks)
+    return [header.groups() for header, block in zip(headers, blocks)
+            if header and re.search(r"^changed: ", block, re.MULTILINE)]
+
+
+def leave_a_switch_without_its_restart(component, host, unit, version):
+    """What a run stopped between its switch to `version` and the restart leaves on a host: the
+    unit's file as that run rendered it (its Description names the version) and loaded, the link
+    on the new release, the process still on the release before. So the next deploy changes no
+    file, and only the file the process runs tells that it must restart."""
+    unit_file = f"/etc/systemd/system/{unit}.service"
+    run_on(host, f"sed -i -E 's/^(Description=.*) [^ ]+$/\\1 {version}/' {unit_file} && "
+                 f"grep -q '^Description=.* {version}$' {unit_file} && systemctl daemon-reload && "
+                 f"ln -sfn {component.release_binary(version)} {component.link}")
+
+
+@pytest.mark.parametrize("component", [COLLECTOR, JAEGER], ids=lambda component: component.role)
+def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(component, hosts, tmp_path):
+    """Two upgrades and the way back, each a deploy that only changes the version: on each host of
+    the component, the link moves to the new release, each unit restarts on it (its process runs the
+    new release's file) and answers its health check, the release it replaced stays, older ones are
+    removed. The newer releases hold the real binary. On the way back, a run that was stopped
+    between its switch and the restart is made up for: the links already on the release to run, the
+    units still on the one before, the next deploy restarts them without moving anything."""
+    placements = component.placements
+    component_hosts = sorted({name for name, _, _ in placements})
+    first = hosts[component_hosts[0]]
+    real_binary = first.file(component.release_binary()).content
+    major = component.version.split(".")[0]
+    version_1, version_2 = f"{major}.999.1", f"{major}.999.2"
+    install_1 = publish_release(component, first, tmp_path, version_1, real_binary)
+    # (version, deploy arguments, whether the links were switched before the deploy, releases after it)
+    steps = [(version_1, install_1, False, [component.version, version_1]),
+             (version_2, publish_release(component, first, tmp_path, version_2, real_binary), False, [version_1, version_2]),
+             (version_1, install_1, True, [version_1, version_2]),
+             (component.version, component.tags, False, [component.version, version_1])]
     try:
         for version, args, interrupted_switch, releases in steps:
             if interrupted_switch:
-                run_on(host, interrupted_switch)
-            before = collector_state(host)
+                for name, unit, _ in placements:
+                    leave_a_switch_without_its_restart(component, hosts[name], unit, version)
+            before = component_state(component, hosts)
             res = deploy_lab(*args)
             assert res.returncode == 0, f"the deploy of {version} failed:\n{res.stdout[-3000:]}"
-            after = collector_state(host)
-            assert after["link"] == after["exe"] == f"{RELEASES_DIR}/{version}/otelcol-contrib", after
-            assert after["running"] and after["pid"] != before["pid"], (before, after)
-            assert after["releases"] == sorted(releases), after
-            assert http_get_on(collector_addr, f"http://{collector_addr}:{HEALTH_PORT}/", timeout=5)[0] == 200
-            print(f"{before['exe']} -> {after['exe']}: PID {before['pid']} -> {after['pid']}, "
-                  f"releases {after['releases']}" + (" (link switched before the deploy)" if interrupted_switch else ""))
+            if interrupted_switch:
+                # No file changed: the switch task reports the outdated processes, the handlers restart them.
+                changed = changed_tasks(res.stdout)
+                assert changed and all(kind == "RUNNING HANDLER" or name.startswith("common : Point the links")
+                                       for kind, name in changed), changed
+            after = component_state(component, hosts)
+            for name, unit, health_url in placements:
+                was, now = before[unit], after[unit]
+                assert now["link"] == now["exe"] == component.release_binary(version), (unit, now)
+                assert now["running"] and now["pid"] != was["pid"], (unit, was, now)
+                assert now["releases"] == sorted(releases), (unit, now)
+                assert http_get_on(addr(name), health_url, timeout=5)[0] == 200, (unit, health_url)
+                print(f"{name} {unit}: {was['exe']} -> {now['exe']}: PID {was['pid']} -> {now['pid']}, "
+                      f"releases {now['releases']}" + (" (links switched before the deploy)" if interrupted_switch else ""))
     finally:
-        state = collector_state(host)
-        if state["link"] != RELEASE_BINARY or state["exe"] != RELEASE_BINARY:
-            deploy_lab(*COLLECTOR_TAGS)
-        run_on(host, f"rm -rf {RELEASES_DIR}/0.999.1 {RELEASES_DIR}/0.999.2")
+        state = component_state(component, hosts)
+        if any(s["link"] != component.release_binary() or s["exe"] != component.release_binary() for s in state.values()):
+            deploy_lab(*component.tags)
+        for name in component_hosts:
+            run_on(hosts[name], f"rm -rf {component.releases_dir}/{version_1} {component.releases_dir}/{version_2}")
 
 
 def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(host):
