@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -264,6 +265,15 @@ def deploy_lab(*args, timeout=1200):
     returns the CompletedProcess, whatever its exit status."""
     return subprocess.run([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def changed_tasks(output):
+    """[(TASK or RUNNING HANDLER, its name)] of the tasks and handlers that reported a change on
+    any host, from ansible-playbook's output (the default callback's "changed: [host]" lines)."""
+    blocks = re.split(r"\n(?=(?:TASK|RUNNING HANDLER) \[)", output)
+    headers = (re.match(r"(TASK|RUNNING HANDLER) \[([^\]]+)\]", block) for block in blocks)
+    return [header.groups() for header, block in zip(headers, blocks)
+            if header and re.search(r"^changed: ", block, re.MULTILINE)]
 
 
 # Secrets the roles generate on the controller for the lab inventory (their *_file defaults).

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ANSIBLE_DIR, APP_PLACEMENTS, INVENTORY, INVENTORY_HOSTS, app_url, deploy_lab, http_get,
-                      prometheus_auth_header)
+from conftest import (ANSIBLE_DIR, APP_PLACEMENTS, INVENTORY, INVENTORY_HOSTS, app_url, changed_tasks, deploy_lab,
+                      http_get, prometheus_auth_header)
 
 ROOT = ANSIBLE_DIR.parent
 # The instances whose spans pass the Collector (its span_metrics connector makes the calls metric):
@@ -216,13 +216,7 @@ def deploy(*args):
     proc = deploy_lab(*args)
     assert proc.returncode == 0, f"deploy.sh {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
-    tasks, current = set(), None
-    for line in proc.stdout.splitlines():
-        if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            current = line.split("[", 1)[1].split("]", 1)[0]
-        elif line.startswith("changed:") and current:
-            tasks.add(current)
-    return {h: int(c) for h, c in recap.items()}, tasks
+    return {h: int(c) for h, c in recap.items()}, {name for _, name in changed_tasks(proc.stdout)}
 
 
 @pytest.mark.skipif(os.environ.get("LAB_SWITCH_TEST") != "1",

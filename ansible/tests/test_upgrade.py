@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, GROUPS, STACK_UNITS, addr, deploy_lab, http_get_on
+from conftest import ANSIBLE_DIR, GROUPS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get_on
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Component:
     """A component installed as releases, as these tests publish and deploy it. `role` names the
     role and its variables' prefix; `archive`, `member` and `checksums` are the release layout the
     role fetches (formatted with version and arch: <base>/v<version>/<archive>); `units` are
-    (inventory group, unit, health URL formatted with addr)."""
+    (inventory group, unit, the role's variable of its health port, health path)."""
     role: str
     binary: str
     archive: str
@@ -58,8 +58,8 @@ class Component:
     @property
     def placements(self):
         """[(inventory host, unit, health URL)] of its units in the lab."""
-        return [(GROUPS[group][0], unit, health.format(addr=addr(GROUPS[group][0])))
-                for group, unit, health in self.units]
+        return [(GROUPS[group][0], unit, f"http://{addr(GROUPS[group][0])}:{self.default(port)}{path}")
+                for group, unit, port, path in self.units]
 
     @property
     def tags(self):
@@ -68,31 +68,20 @@ class Component:
                 "--tags", f"{self.role}_install,{self.role}_configure"]
 
 
-def _collector():
-    defaults = yaml.safe_load((ANSIBLE_DIR / "roles/otel_collector/defaults/main.yml").read_text())
-    checksums = yaml.safe_load((ANSIBLE_DIR / "roles/otel_collector/vars/main.yml").read_text())
-    return Component(
-        role="otel_collector", binary="otelcol-contrib",
-        archive="otelcol-contrib_{version}_linux_{arch}.tar.gz", member="otelcol-contrib",
-        checksums=checksums["otel_collector_checksums_file"],
-        units=(("otel_collector", "otel-collector", f"http://{{addr}}:{defaults['otel_collector_health_port']}/"),))
-
-
-def _jaeger():
-    defaults = yaml.safe_load((ANSIBLE_DIR / "roles/jaeger/defaults/main.yml").read_text())
-    return Component(
-        role="jaeger", binary="jaeger",
-        archive="jaeger-{version}-linux-{arch}.tar.gz", member="jaeger-{version}-linux-{arch}/jaeger",
-        checksums="jaeger-{version}.sha256sum.txt",
-        units=(("jaeger_collector", "jaeger-collector", f"http://{{addr}}:{defaults['jaeger_collector_health_port']}/status"),
-               ("jaeger_query", "jaeger-query", f"http://{{addr}}:{defaults['jaeger_query_http_port']}/api/services")),
-        # The lab inventory names the tag of the lab's own release (its v1 twin, see the role's
-        # defaults); the releases made here are under v<version>.
-        extra_vars=("jaeger_release_tag=v{version}",))
-
-
-COLLECTOR = _collector()
-JAEGER = _jaeger()
+COLLECTOR = Component(
+    role="otel_collector", binary="otelcol-contrib",
+    archive="otelcol-contrib_{version}_linux_{arch}.tar.gz", member="otelcol-contrib",
+    checksums=yaml.safe_load((ANSIBLE_DIR / "roles/otel_collector/vars/main.yml").read_text())["otel_collector_checksums_file"],
+    units=(("otel_collector", "otel-collector", "health_port", "/"),))
+JAEGER = Component(
+    role="jaeger", binary="jaeger",
+    archive="jaeger-{version}-linux-{arch}.tar.gz", member="jaeger-{version}-linux-{arch}/jaeger",
+    checksums="jaeger-{version}.sha256sum.txt",
+    units=(("jaeger_collector", "jaeger-collector", "collector_health_port", "/status"),
+           ("jaeger_query", "jaeger-query", "query_http_port", "/api/services")),
+    # The lab inventory names the tag of the lab's own release (its v1 twin, see the role's
+    # defaults); the releases made here are under v<version>.
+    extra_vars=("jaeger_release_tag=v{version}",))
 # The Collector's host and unit, for the tests that drive the Collector only.
 COLLECTOR_HOST, UNIT, _ = COLLECTOR.placements[0]
 RELEASES_DIR = COLLECTOR.releases_dir
@@ -199,15 +188,6 @@ def test_a_release_that_refuses_the_live_config_is_not_switched_to(host, tmp_pat
 def component_state(component, hosts):
     """{unit: unit_state} of each unit of a component, on its host."""
     return {unit: unit_state(component, hosts[name], unit) for name, unit, _ in component.placements}
-
-
-def changed_tasks(output):
-    """[(TASK or RUNNING HANDLER, its name)] of the tasks and handlers that reported a change on
-    any host, from ansible-playbook's output."""
-    blocks = re.split(r"\n(?=(?:TASK|RUNNING HANDLER) \[)", output)
-    headers = (re.match(r"(TASK|RUNNING HANDLER) \[([^\]]+)\]", block) for block in blocks)
-    return [header.groups() for header, block in zip(headers, blocks)
-            if header and re.search(r"^changed: ", block, re.MULTILINE)]
 
 
 def leave_a_switch_without_its_restart(component, host, unit, version):
