@@ -1,35 +1,62 @@
-"""Upgrades through role common's install_release and switch_release, on the lab's Collector and
-jaeger: each release in a folder of its own, the links switched only once the new release accepts
-the live config, one release kept to go back to, a unit restarted whenever its process runs another
-file than the linked release's. The lab has one real release of each component, so the newer ones
-are made here: release archives (with their checksums file, as the roles fetch them) holding either
-the real binary under a new version or a shell script, published under a file:// base URL in the
-test's own folder, with a controller cache of their own."""
+"""Upgrades through role common's install_release and switch_release, on the lab's Collector,
+jaeger and Prometheus: each release in a folder of its own, the links switched only once the new
+release accepts the live config, one release kept to go back to, a unit restarted whenever its
+process runs another file than the linked release's. The lab has one real release of each
+component, so the newer ones are made here: release archives (with their checksums file, as the
+roles fetch them) holding either the real binaries under a new version or a shell script,
+published under a file:// base URL in the test's own folder, with a controller cache of their own."""
 import functools
 import hashlib
 import io
 import re
 import tarfile
 from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
 
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, GROUPS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get_on
+from conftest import (ANSIBLE_DIR, GROUPS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get, http_get_on,
+                      prometheus_auth_header)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit of a component: its inventory group, its name, the role's variable of its health port
+    and its health path. `auth` gives the headers a health check needs; such a unit is checked from
+    the controller, which its UI port answers (role firewall), the others on their host."""
+    group: str
+    name: str
+    port: str
+    path: str
+    auth: Optional[Callable[[], dict]] = None
+
+
+class Placement(NamedTuple):
+    host: str
+    unit: str
+    health_url: str
+    auth: Optional[Callable[[], dict]]
+
+    def healthy(self):
+        if self.auth:
+            return http_get(self.health_url, headers=self.auth(), timeout=5)[0] == 200
+        return http_get_on(addr(self.host), self.health_url, timeout=5)[0] == 200
 
 
 @dataclass(frozen=True)
 class Component:
     """A component installed as releases, as these tests publish and deploy it. `role` names the
-    role and its variables' prefix; `archive`, `member` and `checksums` are the release layout the
-    role fetches (formatted with version and arch: <base>/v<version>/<archive>); `units` are
-    (inventory group, unit, the role's variable of its health port, health path)."""
+    role and its variables' prefix; `archive`, `binaries` ((name, archive member) each; the units
+    run the first) and `checksums` are the release layout the role fetches (formatted with version
+    and arch: <base>/v<version>/<archive>); `link_pattern` is where a binary's link is, formatted
+    with the binary's name and the role's defaults (without their prefix)."""
     role: str
-    binary: str
     archive: str
-    member: str
+    binaries: tuple
     checksums: str
     units: tuple
+    link_pattern: str = "{binary_path}"
     # Variables that make the role fetch <base>/v<version>/, when it does not by itself.
     extra_vars: tuple = ()
 
@@ -41,6 +68,10 @@ class Component:
         return self.defaults[f"{self.role}_{name}"]
 
     @property
+    def binary(self):
+        return self.binaries[0][0]
+
+    @property
     def version(self):
         return self.default("version")
 
@@ -48,47 +79,64 @@ class Component:
     def releases_dir(self):
         return self.default("releases_dir")
 
+    @functools.cached_property
+    def links(self):
+        """{binary name: its link's path}."""
+        prefix = f"{self.role}_"
+        unprefixed = {key[len(prefix):]: value for key, value in self.defaults.items() if key.startswith(prefix)}
+        return {name: self.link_pattern.format(name=name, **unprefixed) for name, _ in self.binaries}
+
     @property
     def link(self):
-        return self.default("binary_path")
+        """The link of the binary the units run."""
+        return self.links[self.binary]
 
-    def release_binary(self, version=None):
-        return f"{self.releases_dir}/{version or self.version}/{self.binary}"
+    def release_binary(self, version=None, name=None):
+        return f"{self.releases_dir}/{version or self.version}/{name or self.binary}"
 
     @property
     def placements(self):
-        """[(inventory host, unit, health URL)] of its units in the lab."""
-        return [(GROUPS[group][0], unit, f"http://{addr(GROUPS[group][0])}:{self.default(port)}{path}")
-                for group, unit, port, path in self.units]
+        """[Placement] of its units in the lab."""
+        return [Placement(GROUPS[unit.group][0], unit.name,
+                          f"http://{addr(GROUPS[unit.group][0])}:{self.default(unit.port)}{unit.path}", unit.auth)
+                for unit in self.units]
+
+    @property
+    def hosts(self):
+        return sorted({placement.host for placement in self.placements})
 
     @property
     def tags(self):
         """Deploy arguments that run its role's install and configure parts on its hosts only."""
-        return ["--limit", ",".join(sorted({host for host, _, _ in self.placements})),
-                "--tags", f"{self.role}_install,{self.role}_configure"]
+        return ["--limit", ",".join(self.hosts), "--tags", f"{self.role}_install,{self.role}_configure"]
+
+
+def role_var(role, name):
+    return yaml.safe_load((ANSIBLE_DIR / "roles" / role / "vars/main.yml").read_text())[f"{role}_{name}"]
 
 
 COLLECTOR = Component(
-    role="otel_collector", binary="otelcol-contrib",
-    archive="otelcol-contrib_{version}_linux_{arch}.tar.gz", member="otelcol-contrib",
-    checksums=yaml.safe_load((ANSIBLE_DIR / "roles/otel_collector/vars/main.yml").read_text())["otel_collector_checksums_file"],
-    units=(("otel_collector", "otel-collector", "health_port", "/"),))
+    role="otel_collector", archive="otelcol-contrib_{version}_linux_{arch}.tar.gz",
+    binaries=(("otelcol-contrib", "otelcol-contrib"),), checksums=role_var("otel_collector", "checksums_file"),
+    units=(Unit("otel_collector", "otel-collector", "health_port", "/"),))
 JAEGER = Component(
-    role="jaeger", binary="jaeger",
-    archive="jaeger-{version}-linux-{arch}.tar.gz", member="jaeger-{version}-linux-{arch}/jaeger",
-    checksums="jaeger-{version}.sha256sum.txt",
-    units=(("jaeger_collector", "jaeger-collector", "collector_health_port", "/status"),
-           ("jaeger_query", "jaeger-query", "query_http_port", "/api/services")),
+    role="jaeger", archive="jaeger-{version}-linux-{arch}.tar.gz",
+    binaries=(("jaeger", "jaeger-{version}-linux-{arch}/jaeger"),), checksums="jaeger-{version}.sha256sum.txt",
+    units=(Unit("jaeger_collector", "jaeger-collector", "collector_health_port", "/status"),
+           Unit("jaeger_query", "jaeger-query", "query_http_port", "/api/services")),
     # The lab inventory names the tag of the lab's own release (its v1 twin, see the role's
     # defaults); the releases made here are under v<version>.
     extra_vars=("jaeger_release_tag=v{version}",))
+PROMETHEUS = Component(
+    role="prometheus", archive="prometheus-{version}.linux-{arch}.tar.gz",
+    binaries=(("prometheus", "prometheus-{version}.linux-{arch}/prometheus"),
+              ("promtool", "prometheus-{version}.linux-{arch}/promtool")),
+    checksums=role_var("prometheus", "checksums_file"),
+    # Every request needs the basic auth, /-/ready included.
+    units=(Unit("prometheus", "prometheus", "port", "/-/ready", auth=prometheus_auth_header),),
+    link_pattern="{binary_dir}/{name}")
 # The Collector's host and unit, for the tests that drive the Collector only.
-COLLECTOR_HOST, UNIT, _ = COLLECTOR.placements[0]
-RELEASES_DIR = COLLECTOR.releases_dir
-VERSION = COLLECTOR.version
-LINK = COLLECTOR.link
-RELEASE_BINARY = COLLECTOR.release_binary()
-COLLECTOR_TAGS = COLLECTOR.tags
+COLLECTOR_HOST, UNIT = COLLECTOR.placements[0][:2]
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +144,20 @@ def host(hosts):
     return hosts[COLLECTOR_HOST]
 
 
-def publish_release(component, host, root, version, binary):
-    """A release archive of `version` whose binary is `binary` (bytes), named and laid out as the
-    component's role fetches it, under root/mirror; returns the deploy arguments that install it."""
+def publish_release(component, host, root, version, binaries):
+    """A release archive of `version` whose binaries are `binaries` ({name: bytes}), named and laid
+    out as the component's role fetches it, under root/mirror; returns the deploy arguments that
+    install it."""
     # The architecture in the archive's name, as the roles' vars name it.
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.system_info.arch, host.system_info.arch)
     release = root / "mirror" / f"v{version}"
     release.mkdir(parents=True)
     archive = release / component.archive.format(version=version, arch=arch)
     with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
-        member = tarfile.TarInfo(component.member.format(version=version, arch=arch))
-        member.size, member.mode = len(binary), 0o755
-        tar.addfile(member, io.BytesIO(binary))
+        for name, member_name in component.binaries:
+            member = tarfile.TarInfo(member_name.format(version=version, arch=arch))
+            member.size, member.mode = len(binaries[name]), 0o755
+            tar.addfile(member, io.BytesIO(binaries[name]))
     (release / component.checksums.format(version=version)).write_text(
         f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  {archive.name}\n")
     extra = [arg for var in component.extra_vars for arg in ("-e", var.format(version=version))]
@@ -129,12 +179,14 @@ def main_process(host, unit):
 
 
 def unit_state(component, host, unit):
-    """What runs for one unit of a component: the link's target on its host (empty when it is no
-    link), whether the unit runs, its main PID and the file that process runs, and the release
-    folders."""
-    link = host.file(component.link)
+    """What runs for one unit of a component: the links' targets on its host (empty when one is no
+    link; `link` is the one of the binary the units run), whether the unit runs, its main PID and
+    the file that process runs, and the release folders."""
+    links = {name: host.file(path) for name, path in component.links.items()}
+    targets = {name: link.linked_to if link.is_symlink else "" for name, link in links.items()}
     pid, exe = main_process(host, unit)
-    return {"link": link.linked_to if link.is_symlink else "",
+    return {"link": targets[component.binary],
+            "links": targets,
             "running": host.service(unit).is_running,
             "pid": pid,
             "exe": exe,
@@ -143,7 +195,6 @@ def unit_state(component, host, unit):
 
 def collector_state(host):
     return unit_state(COLLECTOR, host, UNIT)
-
 
 def run_on(host, command):
     res = host.run(command)
@@ -159,18 +210,18 @@ def test_a_release_that_refuses_the_live_config_is_not_switched_to(host, tmp_pat
     version = "0.999.0"
     live_config = "/etc/otel-collector/config.yaml"
     before = collector_state(host)
-    assert before["link"] == RELEASE_BINARY and before["running"], before
+    assert before["link"] == COLLECTOR.release_binary() and before["running"], before
     refusal = f"fake release {version}: unknown component type in this config"
-    install = publish_release(COLLECTOR, host, tmp_path, version, (
-        f'#!/bin/sh\ncase "$*" in *{live_config}*) echo \'{refusal}\' >&2; exit 1;; esac\nexit 0\n').encode())
+    install = publish_release(COLLECTOR, host, tmp_path, version, {COLLECTOR.binary: (
+        f'#!/bin/sh\ncase "$*" in *{live_config}*) echo \'{refusal}\' >&2; exit 1;; esac\nexit 0\n').encode()})
     try:
         res = deploy_lab(*install, "-e", "otel_collector_log_level=debug")
         assert res.returncode != 0, "the deploy passed with a release that refuses the config"
         # The config changed (and notified the restart), accepted by the new release's validate.
         assert re.search(rf"TASK \[otel_collector : Render the collector config[^\n]*\n[^\n]*\nchanged: \[{COLLECTOR_HOST}\]",
                          res.stdout), res.stdout[-3000:]
-        assert (f"{COLLECTOR_HOST}: release {version} in {RELEASES_DIR}/{version} refuses the live config, "
-                f"so the links stay where they were ({RELEASES_DIR}/{VERSION})") in res.stdout, res.stdout[-3000:]
+        assert (f"{COLLECTOR_HOST}: release {version} in {COLLECTOR.releases_dir}/{version} refuses the live config, "
+                f"so the links stay where they were ({COLLECTOR.releases_dir}/{COLLECTOR.version})") in res.stdout, res.stdout[-3000:]
         assert f"validate --config={live_config}` exited 1: {refusal}" in res.stdout, res.stdout[-3000:]
         # force_handlers ran the notified restart, which skipped.
         assert re.search(rf"RUNNING HANDLER \[otel_collector : Restart otel-collector\][^\n]*\n[^\n]*\nskipping: \[{COLLECTOR_HOST}\]",
@@ -180,52 +231,60 @@ def test_a_release_that_refuses_the_live_config_is_not_switched_to(host, tmp_pat
         print(f"refused: {version} stays in {after['releases']}, PID {after['pid']} unchanged "
               "(its restart handler, notified by the changed config, skipped)")
     finally:
-        run_on(host, f"rm -rf {RELEASES_DIR}/{version}")
-        restored = deploy_lab(*COLLECTOR_TAGS)
+        run_on(host, f"rm -rf {COLLECTOR.releases_dir}/{version}")
+        restored = deploy_lab(*COLLECTOR.tags)
     assert restored.returncode == 0, f"the deploy with the defaults failed:\n{restored.stdout[-3000:]}"
 
 
 def component_state(component, hosts):
     """{unit: unit_state} of each unit of a component, on its host."""
-    return {unit: unit_state(component, hosts[name], unit) for name, unit, _ in component.placements}
+    return {p.unit: unit_state(component, hosts[p.host], p.unit) for p in component.placements}
 
 
-def leave_a_switch_without_its_restart(component, host, unit, version):
-    """What a run stopped between its switch to `version` and the restart leaves on a host: the
-    unit's file as that run rendered it (its Description names the version) and loaded, the link
-    on the new release, the process still on the release before. So the next deploy changes no
-    file, and only the file the process runs tells that it must restart."""
+def on_release(component, state, version=None):
+    """Whether a unit's state (unit_state) has every link on the release of `version` (the
+    role's default when None) and the unit's process running its binary."""
+    return (state["exe"] == component.release_binary(version)
+            and all(target == component.release_binary(version, name) for name, target in state["links"].items()))
+
+
+def leave_a_switch_without_its_restart(component, host, unit, old_version, version):
+    """What a run stopped between its switch from `old_version` to `version` and the restart leaves
+    on a host: the unit's file as that run rendered it (its Description names the version) and
+    loaded, the links on the new release, the process still on the release before. So the next
+    deploy changes no file, and only the file the process runs tells that it must restart."""
     unit_file = f"/etc/systemd/system/{unit}.service"
-    run_on(host, f"sed -i -E 's/^(Description=.*) [^ ]+$/\\1 {version}/' {unit_file} && "
-                 f"grep -q '^Description=.* {version}$' {unit_file} && systemctl daemon-reload && "
-                 f"ln -sfn {component.release_binary(version)} {component.link}")
+    old, new = re.escape(old_version), re.escape(version)
+    links = " && ".join(f"ln -sfn {component.release_binary(version, name)} {path}"
+                        for name, path in component.links.items())
+    run_on(host, f"sed -i -E '/^Description=/s/ {old}( |$)/ {version}\\1/' {unit_file} && "
+                 f"grep -Eq '^Description=.* {new}( |$)' {unit_file} && systemctl daemon-reload && {links}")
 
 
-@pytest.mark.parametrize("component", [COLLECTOR, JAEGER], ids=lambda component: component.role)
+@pytest.mark.parametrize("component", [COLLECTOR, JAEGER, PROMETHEUS], ids=lambda component: component.role)
 def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(component, hosts, tmp_path):
     """Two upgrades and the way back, each a deploy that only changes the version: on each host of
-    the component, the link moves to the new release, each unit restarts on it (its process runs the
+    the component, the links move to the new release, each unit restarts on it (its process runs the
     new release's file) and answers its health check, the release it replaced stays, older ones are
-    removed. The newer releases hold the real binary. On the way back, a run that was stopped
+    removed. The newer releases hold the real binaries. On the way back, a run that was stopped
     between its switch and the restart is made up for: the links already on the release to run, the
     units still on the one before, the next deploy restarts them without moving anything."""
-    placements = component.placements
-    component_hosts = sorted({name for name, _, _ in placements})
-    first = hosts[component_hosts[0]]
-    real_binary = first.file(component.release_binary()).content
+    first = hosts[component.hosts[0]]
+    real_binaries = {name: first.file(component.release_binary(name=name)).content for name, _ in component.binaries}
     major = component.version.split(".")[0]
     version_1, version_2 = f"{major}.999.1", f"{major}.999.2"
-    install_1 = publish_release(component, first, tmp_path, version_1, real_binary)
+    install_1 = publish_release(component, first, tmp_path, version_1, real_binaries)
     # (version, deploy arguments, whether the links were switched before the deploy, releases after it)
     steps = [(version_1, install_1, False, [component.version, version_1]),
-             (version_2, publish_release(component, first, tmp_path, version_2, real_binary), False, [version_1, version_2]),
+             (version_2, publish_release(component, first, tmp_path, version_2, real_binaries), False, [version_1, version_2]),
              (version_1, install_1, True, [version_1, version_2]),
              (component.version, component.tags, False, [component.version, version_1])]
+    previous = component.version
     try:
         for version, args, interrupted_switch, releases in steps:
             if interrupted_switch:
-                for name, unit, _ in placements:
-                    leave_a_switch_without_its_restart(component, hosts[name], unit, version)
+                for placement in component.placements:
+                    leave_a_switch_without_its_restart(component, hosts[placement.host], placement.unit, previous, version)
             before = component_state(component, hosts)
             res = deploy_lab(*args)
             assert res.returncode == 0, f"the deploy of {version} failed:\n{res.stdout[-3000:]}"
@@ -235,19 +294,20 @@ def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(com
                 assert changed and all(kind == "RUNNING HANDLER" or name.startswith("common : Point the links")
                                        for kind, name in changed), changed
             after = component_state(component, hosts)
-            for name, unit, health_url in placements:
-                was, now = before[unit], after[unit]
-                assert now["link"] == now["exe"] == component.release_binary(version), (unit, now)
-                assert now["running"] and now["pid"] != was["pid"], (unit, was, now)
-                assert now["releases"] == sorted(releases), (unit, now)
-                assert http_get_on(addr(name), health_url, timeout=5)[0] == 200, (unit, health_url)
-                print(f"{name} {unit}: {was['exe']} -> {now['exe']}: PID {was['pid']} -> {now['pid']}, "
-                      f"releases {now['releases']}" + (" (links switched before the deploy)" if interrupted_switch else ""))
+            for placement in component.placements:
+                was, now = before[placement.unit], after[placement.unit]
+                assert on_release(component, now, version), (placement.unit, now)
+                assert now["running"] and now["pid"] != was["pid"], (placement.unit, was, now)
+                assert now["releases"] == sorted(releases), (placement.unit, now)
+                assert placement.healthy(), (placement.unit, placement.health_url)
+                print(f"{placement.host} {placement.unit}: {was['exe']} -> {now['exe']}: PID {was['pid']} -> {now['pid']}, "
+                      f"links {sorted(now['links'].values())}, releases {now['releases']}"
+                      + (" (links switched before the deploy)" if interrupted_switch else ""))
+            previous = version
     finally:
-        state = component_state(component, hosts)
-        if any(s["link"] != component.release_binary() or s["exe"] != component.release_binary() for s in state.values()):
+        if not all(on_release(component, state) for state in component_state(component, hosts).values()):
             deploy_lab(*component.tags)
-        for name in component_hosts:
+        for name in component.hosts:
             run_on(hosts[name], f"rm -rf {component.releases_dir}/{version_1} {component.releases_dir}/{version_2}")
 
 
@@ -256,22 +316,22 @@ def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(hos
     deploy checks the live config with the release, replaces that file with the link and restarts
     the Collector on the release; a deploy after that changes nothing on the host."""
     try:
-        run_on(host, f"cp --remove-destination {RELEASE_BINARY} {LINK}")
+        run_on(host, f"cp --remove-destination {COLLECTOR.release_binary()} {COLLECTOR.link}")
         before = collector_state(host)
         assert before["link"] == "", before
-        res = deploy_lab(*COLLECTOR_TAGS)
+        res = deploy_lab(*COLLECTOR.tags)
         assert res.returncode == 0, f"the deploy failed:\n{res.stdout[-3000:]}"
         after = collector_state(host)
-        assert after["link"] == after["exe"] == RELEASE_BINARY, after
+        assert after["link"] == after["exe"] == COLLECTOR.release_binary(), after
         assert after["pid"] != before["pid"] and after["running"], (before, after)
-        again = deploy_lab(*COLLECTOR_TAGS)
+        again = deploy_lab(*COLLECTOR.tags)
         assert again.returncode == 0 and re.search(rf"{COLLECTOR_HOST}\s*: ok=\d+\s+changed=0 ", again.stdout), \
             again.stdout[-3000:]
         print(f"regular file -> link to {after['link']}, PID {before['pid']} -> {after['pid']}; next deploy changed=0")
     finally:
         state = collector_state(host)
-        if state["link"] != RELEASE_BINARY or state["exe"] != RELEASE_BINARY:
-            deploy_lab(*COLLECTOR_TAGS)
+        if state["link"] != COLLECTOR.release_binary() or state["exe"] != COLLECTOR.release_binary():
+            deploy_lab(*COLLECTOR.tags)
 
 
 # Where the roles keep their releases (their *_releases_dir defaults), each with a trailing slash.
@@ -333,5 +393,5 @@ def test_a_new_version_under_the_configure_tag_alone_is_refused_as_not_installed
     assert res.returncode != 0, "the deploy passed with a version that is not installed"
     assert re.search(rf"{COLLECTOR_HOST}\s*: ok=\d+\s+changed=0 ", res.stdout), res.stdout[-3000:]
     assert (f"{COLLECTOR_HOST}: release {version} is not installed (otelcol-contrib missing in "
-            f"{RELEASES_DIR}/{version}); run the role with its _install tag") in res.stdout, res.stdout[-3000:]
+            f"{COLLECTOR.releases_dir}/{version}); run the role with its _install tag") in res.stdout, res.stdout[-3000:]
     assert collector_state(host) == before
