@@ -50,13 +50,13 @@ class Component:
     role and its variables' prefix; `archive`, `binaries` ((name, archive member) each; the units
     run the first) and `checksums` are the release layout the role fetches (formatted with version
     and arch: <base>/v<version>/<archive>); `link_pattern` is where a binary's link is, formatted
-    with the binary's name and the role's defaults (without their prefix)."""
+    with the binary's name and the role's defaults."""
     role: str
     archive: str
     binaries: tuple
     checksums: str
+    link_pattern: str
     units: tuple
-    link_pattern: str = "{binary_path}"
     # Variables that make the role fetch <base>/v<version>/, when it does not by itself.
     extra_vars: tuple = ()
 
@@ -82,9 +82,7 @@ class Component:
     @functools.cached_property
     def links(self):
         """{binary name: its link's path}."""
-        prefix = f"{self.role}_"
-        unprefixed = {key[len(prefix):]: value for key, value in self.defaults.items() if key.startswith(prefix)}
-        return {name: self.link_pattern.format(name=name, **unprefixed) for name, _ in self.binaries}
+        return {name: self.link_pattern.format(name=name, **self.defaults) for name, _ in self.binaries}
 
     @property
     def link(self):
@@ -94,12 +92,12 @@ class Component:
     def release_binary(self, version=None, name=None):
         return f"{self.releases_dir}/{version or self.version}/{name or self.binary}"
 
-    @property
+    @functools.cached_property
     def placements(self):
-        """[Placement] of its units in the lab."""
-        return [Placement(GROUPS[unit.group][0], unit.name,
-                          f"http://{addr(GROUPS[unit.group][0])}:{self.default(unit.port)}{unit.path}", unit.auth)
-                for unit in self.units]
+        """[Placement] of its units in the lab: each on the first host of its group."""
+        hosts = [GROUPS[unit.group][0] for unit in self.units]
+        return [Placement(host, unit.name, f"http://{addr(host)}:{self.default(unit.port)}{unit.path}", unit.auth)
+                for host, unit in zip(hosts, self.units)]
 
     @property
     def hosts(self):
@@ -118,10 +116,12 @@ def role_var(role, name):
 COLLECTOR = Component(
     role="otel_collector", archive="otelcol-contrib_{version}_linux_{arch}.tar.gz",
     binaries=(("otelcol-contrib", "otelcol-contrib"),), checksums=role_var("otel_collector", "checksums_file"),
+    link_pattern="{otel_collector_binary_path}",
     units=(Unit("otel_collector", "otel-collector", "health_port", "/"),))
 JAEGER = Component(
     role="jaeger", archive="jaeger-{version}-linux-{arch}.tar.gz",
     binaries=(("jaeger", "jaeger-{version}-linux-{arch}/jaeger"),), checksums="jaeger-{version}.sha256sum.txt",
+    link_pattern="{jaeger_binary_path}",
     units=(Unit("jaeger_collector", "jaeger-collector", "collector_health_port", "/status"),
            Unit("jaeger_query", "jaeger-query", "query_http_port", "/api/services")),
     # The lab inventory names the tag of the lab's own release (its v1 twin, see the role's
@@ -131,10 +131,9 @@ PROMETHEUS = Component(
     role="prometheus", archive="prometheus-{version}.linux-{arch}.tar.gz",
     binaries=(("prometheus", "prometheus-{version}.linux-{arch}/prometheus"),
               ("promtool", "prometheus-{version}.linux-{arch}/promtool")),
-    checksums=role_var("prometheus", "checksums_file"),
+    checksums=role_var("prometheus", "checksums_file"), link_pattern="{prometheus_binary_dir}/{name}",
     # Every request needs the basic auth, /-/ready included.
-    units=(Unit("prometheus", "prometheus", "port", "/-/ready", auth=prometheus_auth_header),),
-    link_pattern="{binary_dir}/{name}")
+    units=(Unit("prometheus", "prometheus", "port", "/-/ready", auth=prometheus_auth_header),))
 # The Collector's host and unit, for the tests that drive the Collector only.
 COLLECTOR_HOST, UNIT = COLLECTOR.placements[0][:2]
 
@@ -195,6 +194,7 @@ def unit_state(component, host, unit):
 
 def collector_state(host):
     return unit_state(COLLECTOR, host, UNIT)
+
 
 def run_on(host, command):
     res = host.run(command)
