@@ -9,10 +9,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The problems logback met while it configured itself from {@code logback.xml}: a {@code LOG_FILE}
- * it could not open (an error: the file appender is left out), a {@code LOG_FILE_MAX_SIZE} or
- * {@code LOG_FILE_MAX_HISTORY} it could not read (a warning: a default is used instead). Logback
- * only records them as status messages and carries on, so without this check a service would run
- * with its log file missing, and the log shipper tailing that file would have nothing to ship.
+ * it could not open (an error: the file appender is left out), a {@code LOG_FILE_MAX_SIZE} it could
+ * not read (a warning: a default is used instead; {@link Settings} refuses a bad
+ * {@code LOG_FILE_MAX_HISTORY} before this check). Logback only records them as status messages
+ * and carries on, so without this check a service would run with its log file missing, and the
+ * log shipper tailing that file would have nothing to ship.
  * This configuration raises no warning when its variables are right, so warnings count as well.
  */
 final class LoggingStatus {

@@ -12,6 +12,7 @@ import java.util.TreeSet;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
+import ch.qos.logback.core.util.FileSize;
 import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.samplers.Sampler;
 
@@ -88,6 +89,12 @@ public record Settings(ExportMode mode,
      * answer 503, and excess requests would wait for a connection instead.
      */
     static final int DEFAULT_MAX_TCP_CONNECTIONS = 400;
+    /**
+     * Old log files logback.xml may keep ({@code LOG_FILE_MAX_HISTORY}): logback's
+     * FixedWindowRollingPolicy allows {@code maxIndex - minIndex} up to 20. With minIndex 1 it
+     * would take 21 as well, so the bound is checked here rather than left to logback.
+     */
+    static final int MAX_LOG_FILE_HISTORY = 20;
 
     /**
      * Every {@code OTEL_*} variable this service reads. The specification has many more, which an
@@ -109,26 +116,17 @@ public record Settings(ExportMode mode,
         ExportMode mode = ExportMode.fromValue(modeValue)
                 .orElseThrow(() -> new SettingsException("MODE", modeValue, "one of " + ExportMode.acceptedValues()));
 
-        Optional<URI> endpoint = mode.endpointVariable().map(variable -> {
-            String value = env.getOrDefault(variable, mode.defaultEndpoint().orElseThrow());
-            return endpointUri(mode, variable, value);
-        });
+        Optional<URI> endpoint = mode.endpointVariable().map(variable -> endpointUri(
+                mode, variable, valueIfSet(env, variable).orElse(mode.defaultEndpoint().orElseThrow())));
 
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1,
                                            MAX_EXPORT_QUEUE_SIZE);
-        // Empty counts as unset, as the specification has it for every OTEL_* variable.
-        Optional<String> configuredServiceName = Optional.of(env.getOrDefault("OTEL_SERVICE_NAME", ""))
-                .filter(name -> !name.isEmpty());
+        Optional<String> configuredServiceName = valueIfSet(env, "OTEL_SERVICE_NAME");
         String serviceName = nonBlank("OTEL_SERVICE_NAME", configuredServiceName.orElse("app"));
         int maxConcurrentRequests = limit(env, "MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
         int maxTcpConnections = limit(env, "MAX_TCP_CONNECTIONS", DEFAULT_MAX_TCP_CONNECTIONS);
-        if (maxTcpConnections != NO_LIMIT && maxConcurrentRequests != NO_LIMIT
-                && maxTcpConnections <= maxConcurrentRequests) {
-            throw new SettingsException("MAX_TCP_CONNECTIONS", Integer.toString(maxTcpConnections),
-                                        "more than MAX_CONCURRENT_REQUESTS (" + maxConcurrentRequests
-                                        + "), or -1 for no limit: with fewer connections than requests allowed,"
-                                        + " excess requests wait for a connection instead of getting a fast 503");
-        }
+        requireMoreConnectionsThanRequests(env, maxConcurrentRequests, maxTcpConnections);
+        checkLogRotation(env);
         return new Settings(mode,
                             endpoint,
                             port("EXPOSE_PORT", env.getOrDefault("EXPOSE_PORT", "8000")),
@@ -147,6 +145,82 @@ public record Settings(ExportMode mode,
                             TraceSampler.fromEnvironment(env),
                             maxConcurrentRequests,
                             maxTcpConnections);
+    }
+
+    /**
+     * The value of {@code variable}, absent when it is unset or empty: empty counts as unset, as
+     * the specification has it for every {@code OTEL_*} variable (and here for the Jaeger modes'
+     * endpoint variables too, so that the four endpoint variables behave alike).
+     */
+    private static Optional<String> valueIfSet(Map<String, String> env, String variable) {
+        return Optional.ofNullable(env.get(variable)).filter(value -> !value.isEmpty());
+    }
+
+    /**
+     * Each HTTP/1.1 connection carries one request at a time: with fewer connections than requests
+     * allowed, excess requests would wait for a connection instead of getting a fast 503. A limit
+     * the user did not set is named as the default, so the message does not quote a value that is
+     * in no environment file.
+     */
+    private static void requireMoreConnectionsThanRequests(Map<String, String> env, int maxConcurrentRequests,
+                                                           int maxTcpConnections) {
+        if (maxTcpConnections == NO_LIMIT || maxConcurrentRequests == NO_LIMIT
+                || maxTcpConnections > maxConcurrentRequests) {
+            return;
+        }
+        String requests = "MAX_CONCURRENT_REQUESTS ("
+                + (isUnsetOrBlank(env, "MAX_CONCURRENT_REQUESTS") ? "default " : "") + maxConcurrentRequests + ")";
+        String why = "with fewer connections than requests allowed, excess requests wait for a connection"
+                + " instead of getting a fast 503";
+        if (isUnsetOrBlank(env, "MAX_TCP_CONNECTIONS")) {
+            throw new SettingsException("MAX_TCP_CONNECTIONS (default " + maxTcpConnections + ") must be more than "
+                                        + requests + ", or -1 for no limit: " + why);
+        }
+        throw new SettingsException("MAX_TCP_CONNECTIONS", env.get("MAX_TCP_CONNECTIONS"),
+                                    "more than " + requests + ", or -1 for no limit: " + why);
+    }
+
+    /** Whether {@code variable} is unset or blank, so that its default applies (see {@link #number}). */
+    private static boolean isUnsetOrBlank(Map<String, String> env, String variable) {
+        String value = env.get(variable);
+        return value == null || value.isBlank();
+    }
+
+    /**
+     * {@code LOG_FILE_MAX_HISTORY} and {@code LOG_FILE_MAX_SIZE} are read by logback.xml (logging
+     * starts before the settings are read) and checked here too: logback takes a history of 21 and
+     * a size of 0 without a word, and its warning about another bad history does not say what is
+     * accepted. Unset, each gets logback.xml's default.
+     */
+    private static void checkLogRotation(Map<String, String> env) {
+        String history = env.get("LOG_FILE_MAX_HISTORY");
+        if (history != null) {
+            // Blank as well: logback.xml's default applies only when the variable is unset.
+            wholeNumber("LOG_FILE_MAX_HISTORY", history, 1, MAX_LOG_FILE_HISTORY);
+        }
+        String size = env.get("LOG_FILE_MAX_SIZE");
+        if (size != null) {
+            refuseZeroLogFileSize(size);
+        }
+    }
+
+    /**
+     * A size of 0 would have logback rotate the file at every look at its size (once a second),
+     * each old file holding a second of lines and the history only a few seconds. Read with
+     * logback's own parser; a size it cannot read is left to logback, whose words (naming
+     * {@code maxFileSize}) {@link LoggingStatus} reports and the lab test looks for.
+     */
+    private static void refuseZeroLogFileSize(String value) {
+        long bytes;
+        try {
+            bytes = FileSize.valueOf(value.strip()).getSize();  // logback strips the value too
+        } catch (IllegalArgumentException unreadable) {
+            return;
+        }
+        if (bytes == 0) {
+            throw new SettingsException("LOG_FILE_MAX_SIZE", value,
+                                        "a size above 0, e.g. 20MB (at 0 the file would be rotated every second)");
+        }
     }
 
     /**
@@ -191,6 +265,14 @@ public record Settings(ExportMode mode,
         String accepted = grpc
                 ? "host:port or http(s)://host:port, e.g. otel-collector:4317"
                 : "the http(s) URL of the traces endpoint, path included, e.g. http://otel-collector:4318/v1/traces";
+        // User info (user:password@) would be logged with the endpoint at start, into the journal
+        // and the shipped log file; any '@' is refused, before the value can be quoted in another
+        // message (a password with a '#' or '/' in it does not even parse as user info).
+        if (value.contains("@")) {
+            throw new SettingsException("invalid " + variable + ": expected " + accepted
+                                        + ", without user info (user:password@): the endpoint is logged at start"
+                                        + " (the value is left out here for the same reason)");
+        }
         String candidate = value.strip();
         if (grpc && !candidate.contains("://")) {
             candidate = "http://" + candidate;
@@ -246,10 +328,14 @@ public record Settings(ExportMode mode,
 
     /** The whole number in {@code variable}, from {@code min} to {@code max}; {@code fallback} when unset or blank. */
     private static long number(Map<String, String> env, String variable, long fallback, long min, long max) {
-        String value = env.get(variable);
-        if (value == null || value.isBlank()) {
+        if (isUnsetOrBlank(env, variable)) {
             return fallback;
         }
+        return wholeNumber(variable, env.get(variable), min, max);
+    }
+
+    /** {@code value} of {@code variable} as a whole number from {@code min} to {@code max}; blank is refused. */
+    private static long wholeNumber(String variable, String value, long min, long max) {
         String accepted = max == Integer.MAX_VALUE
                 ? "a whole number, " + min + " or more"
                 : "a whole number from " + min + " to " + max;

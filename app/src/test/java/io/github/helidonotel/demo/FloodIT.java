@@ -22,7 +22,6 @@ import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.empty;
 import static org.hamcrest.Matchers.greaterThanOrEqualTo;
 import static org.hamcrest.Matchers.is;
-import static org.hamcrest.Matchers.lessThan;
 
 /**
  * The packaged jar under a flood of slow requests: more {@code /random_sleep} requests at once
@@ -38,7 +37,11 @@ class FloodIT {
     private static final Duration WAIT = Duration.ofSeconds(30);
     private static final int MAX_CONCURRENT_REQUESTS = 8;
     private static final int MAX_TCP_CONNECTIONS = 64;
-    /** Five times what the instance serves at once, fewer than the connections it accepts at once. */
+    /**
+     * Five times what the instance serves at once. Keep it below {@link #MAX_TCP_CONNECTIONS}: every
+     * request of the flood then gets a connection at once, so the requests beyond the limit meet
+     * the request limit (503) rather than wait in the kernel's accept queue for a connection.
+     */
     private static final int FLOOD = 5 * MAX_CONCURRENT_REQUESTS;
     /** What /random_sleep logs once per request it serves, after its sleep. */
     private static final String SLEEP_LINE = "- random sleep";
@@ -59,11 +62,10 @@ class FloodIT {
     }
 
     @Test
-    void aFloodOfSlowRequestsGetsFast503sBeyondTheLimitAndTheInstanceKeepsServing() throws Exception {
+    void aFloodOfSlowRequestsGets503sBeyondTheLimitAndTheInstanceKeepsServing() throws Exception {
         int port = Instances.freePort();
         process = startJar(port);
         awaitHealthy(port);
-        assertThat(FLOOD, lessThan(MAX_TCP_CONNECTIONS));
 
         // One connection per request: the JDK client opens a new one for each request in flight.
         HttpClient client = HttpClient.newBuilder()

@@ -14,7 +14,7 @@ import io.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
 abstract class OtlpReceiver implements AutoCloseable {
     private final List<ReceivedSpan> spans = new CopyOnWriteArrayList<>();
 
-    /** Starts a receiver for the protocol of {@code mode}. */
+    /** Starts a receiver that speaks {@code protocol}. */
     static OtlpReceiver start(ExportMode.Protocol protocol) {
         return switch (protocol) {
             case GRPC -> GrpcOtlpReceiver.start();

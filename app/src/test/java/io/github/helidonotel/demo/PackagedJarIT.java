@@ -67,14 +67,17 @@ class PackagedJarIT {
         }
     }
 
+    /** Status 2 exactly: the unit's RestartPreventExitStatus=2 keeps systemd from restarting it. */
     @Test
     void unknownModeStopsTheServiceWithOneLineNamingTheValidValues() throws Exception {
         Process process = startJar(Map.of("MODE", "jaeger-thrift", "EXPOSE_PORT", "0"), logs.resolve("bad-mode.out"));
         assertThat("exits by itself", process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
-        assertThat(process.exitValue(), not(is(0)));
-        String output = Files.readString(logs.resolve("bad-mode.out"));
-        assertThat(output, containsString("invalid MODE='jaeger-thrift': expected one of otel-collector-grpc, "
-                                                  + "otel-collector-http, jaeger-grpc, jaeger-http, none"));
+        assertThat(process.exitValue(), is(2));
+        List<String> printed = Files.readAllLines(logs.resolve("bad-mode.out"));
+        assertThat(printed, hasSize(1));
+        assertThat(printed.getFirst(), containsString("configuration error: invalid MODE='jaeger-thrift': expected "
+                                                              + "one of otel-collector-grpc, otel-collector-http, "
+                                                              + "jaeger-grpc, jaeger-http, none"));
     }
 
     @Test
@@ -95,8 +98,24 @@ class PackagedJarIT {
     void nonNumericPortStopsTheService() throws Exception {
         Process process = startJar(Map.of("EXPOSE_PORT", "http"), logs.resolve("bad-port.out"));
         assertThat(process.waitFor(WAIT.toSeconds(), TimeUnit.SECONDS), is(true));
-        assertThat(process.exitValue(), not(is(0)));
-        assertThat(Files.readString(logs.resolve("bad-port.out")), containsString("invalid EXPOSE_PORT='http'"));
+        assertThat(process.exitValue(), is(2));
+        List<String> printed = Files.readAllLines(logs.resolve("bad-port.out"));
+        assertThat(printed, hasSize(1));
+        assertThat(printed.getFirst(), containsString("configuration error: invalid EXPOSE_PORT='http'"));
+    }
+
+    /** Settings names the spans' service "app" then, and the log lines must name the same one. */
+    @Test
+    void anEmptyServiceNameIsAppInLogLinesAsInSpans() throws Exception {
+        int port = Instances.freePort();
+        Path output = logs.resolve("empty-service-name.out");
+        startJar(Map.of("MODE", "none", "EXPOSE_PORT", Integer.toString(port), "OTEL_SERVICE_NAME", ""), output);
+        awaitHealthy(port);
+        String startupLine = Files.readAllLines(output).stream()
+                .filter(line -> line.contains("listening on port " + port))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no start-up line in " + output));
+        assertThat(startupLine, containsString(" resource.service.name=app trace_sampled=False] - app listening on port"));
     }
 
     @Test

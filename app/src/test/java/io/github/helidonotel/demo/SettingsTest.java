@@ -56,10 +56,17 @@ class SettingsTest {
     void fewerConnectionsThanRequestsAreRefusedSinceNoRequestWouldGetA503() {
         SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
                 Map.of("MAX_CONCURRENT_REQUESTS", "500")));
-        assertThat(error.getMessage(), containsString(
-                "invalid MAX_TCP_CONNECTIONS='400': expected more than MAX_CONCURRENT_REQUESTS (500), or -1"));
-        assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+        assertThat("the connection limit the user did not set is named as the default", error.getMessage(),
+                   startsWith("MAX_TCP_CONNECTIONS (default 400) must be more than MAX_CONCURRENT_REQUESTS (500),"
+                              + " or -1 for no limit: "));
+        SettingsException bothSet = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
                 Map.of("MAX_CONCURRENT_REQUESTS", "10", "MAX_TCP_CONNECTIONS", "10")));
+        assertThat(bothSet.getMessage(), startsWith(
+                "invalid MAX_TCP_CONNECTIONS='10': expected more than MAX_CONCURRENT_REQUESTS (10), or -1"));
+        SettingsException fewerThanTheDefault = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MAX_TCP_CONNECTIONS", "50")));
+        assertThat(fewerThanTheDefault.getMessage(), startsWith(
+                "invalid MAX_TCP_CONNECTIONS='50': expected more than MAX_CONCURRENT_REQUESTS (default 100), or -1"));
     }
 
     @Test
@@ -85,6 +92,34 @@ class SettingsTest {
     void eachModeReadsItsOwnEndpointVariable(String mode, String variable, String value, String expected) {
         Settings settings = Settings.fromEnvironment(Map.of("MODE", mode, variable, value));
         assertThat(settings.exportEndpoint(), is(Optional.of(URI.create(expected))));
+    }
+
+    @ParameterizedTest
+    @CsvSource({
+            "otel-collector-grpc, OTEL_GRPC_ENDPOINT,   http://otel-collector:4317",
+            "otel-collector-http, OTEL_HTTP_ENDPOINT,   http://otel-collector:4318/v1/traces",
+            "jaeger-grpc,         JAEGER_GRPC_ENDPOINT, http://jaeger-collector:4317",
+    })
+    void anEmptyEndpointVariableCountsAsUnset(String mode, String variable, String defaultEndpoint) {
+        Settings settings = Settings.fromEnvironment(Map.of("MODE", mode, variable, ""));
+        assertThat(settings.exportEndpoint(), is(Optional.of(URI.create(defaultEndpoint))));
+    }
+
+    /** The endpoint is logged at start: user info would put a password in the journal and the log file. */
+    @ParameterizedTest
+    @CsvSource({
+            "otel-collector-http, OTEL_HTTP_ENDPOINT,   https://user:s3cret@collector:4318/v1/traces",
+            "otel-collector-http, OTEL_HTTP_ENDPOINT,   https://user:s3cret@collector:99999/v1/traces",
+            "otel-collector-http, OTEL_HTTP_ENDPOINT,   https://user:s3#cret@collector:4318/v1/traces",
+            "otel-collector-grpc, OTEL_GRPC_ENDPOINT,   user:s3cret@collector:4317",
+            "jaeger-grpc,         JAEGER_GRPC_ENDPOINT, https://s3cret@collector:4317",
+    })
+    void endpointsWithUserInfoAreRefusedWithoutRepeatingTheValue(String mode, String variable, String endpoint) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MODE", mode, variable, endpoint)));
+        assertThat(error.getMessage(), startsWith("invalid " + variable + ": expected "));
+        assertThat(error.getMessage(), containsString("without user info (user:password@)"));
+        assertThat(error.getMessage(), not(containsString("s3")));
     }
 
     @Test
@@ -132,6 +167,37 @@ class SettingsTest {
         SettingsException error = assertThrows(SettingsException.class,
                                                () -> Settings.fromEnvironment(Map.of(variable, value)));
         assertThat(error.getMessage(), containsString(message));
+    }
+
+    @Test
+    void logRotationValuesLogbackTakesAreAccepted() {
+        Settings.fromEnvironment(Map.of("LOG_FILE_MAX_HISTORY", "1", "LOG_FILE_MAX_SIZE", "1KB"));
+        Settings.fromEnvironment(Map.of("LOG_FILE_MAX_HISTORY", " 20 ", "LOG_FILE_MAX_SIZE", " 20MB "));
+    }
+
+    /** logback's window (maxIndex - minIndex up to 20, minIndex 1) would take 21 without a word. */
+    @ParameterizedTest
+    @ValueSource(strings = {"21", "0", "-1", "five", "", " "})
+    void logFileHistoryOutsideOneToTwentyIsRefused(String history) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("LOG_FILE_MAX_HISTORY", history)));
+        assertThat(error.getMessage(), is("invalid LOG_FILE_MAX_HISTORY='" + history
+                                          + "': expected a whole number from 1 to 20"));
+    }
+
+    /** At 0 logback would rotate the file every second. */
+    @ParameterizedTest
+    @ValueSource(strings = {"0", "0KB", " 0 mb "})
+    void aLogFileSizeOfZeroIsRefused(String size) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("LOG_FILE_MAX_SIZE", size)));
+        assertThat(error.getMessage(), startsWith("invalid LOG_FILE_MAX_SIZE='" + size + "': expected a size above 0"));
+    }
+
+    /** logback's own message names maxFileSize (LoggingStatus reports it; the lab test looks for it). */
+    @Test
+    void aLogFileSizeLogbackCannotReadIsLeftToLogback() {
+        Settings.fromEnvironment(Map.of("LOG_FILE_MAX_SIZE", "lots"));
     }
 
     @Test
@@ -206,6 +272,17 @@ class SettingsTest {
         assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
                 Map.of("OTEL_RESOURCE_ATTRIBUTES", "service.name=app-a", "OTEL_SERVICE_NAME", "")),
                 "an empty OTEL_SERVICE_NAME is unset");
+    }
+
+    /** The SDK would keep "%ZZ" as written and turn the lone byte E9 (é in Latin-1) into U+FFFD. */
+    @ParameterizedTest
+    @ValueSource(strings = {"team=%ZZ", "team=%E9", "team=a%", "team=%C3", "a=1,team=%C3%A9%2"})
+    void resourceAttributesThatDoNotPercentDecodeAreRefused(String value) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("OTEL_RESOURCE_ATTRIBUTES", value)));
+        assertThat(error.getMessage(), startsWith("invalid OTEL_RESOURCE_ATTRIBUTES='" + value + "': expected "
+                                                  + "comma-separated key=value pairs with percent-encoded values"));
+        assertThat(error.getMessage(), containsString("('%' and two hex digits per byte of a UTF-8 character"));
     }
 
     @Test
