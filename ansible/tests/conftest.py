@@ -103,6 +103,9 @@ def addr(host):
 SETTINGS = lab_settings()
 INVENTORY_HOSTS = lab_inventory()
 GROUPS = inventory_groups()
+# Highest overall exposure `systemd-analyze security` may rate a unit, in its tenths (20 = 2.0;
+# the scale ends at 10.0 "UNSAFE"). The app units rate 1.1, the Go services 1.5.
+MAX_EXPOSURE = 20
 # (host, app instance) pairs, e.g. ("node1", "app-a").
 APP_PLACEMENTS = [(h, a) for h, v in sorted(INVENTORY_HOSTS.items()) for a in v["apps"]]
 

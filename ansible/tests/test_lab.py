@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (FIREWALL_TABLE, GROUPS, STACK_UNITS, addr, app_url, deploy_lab, deploy_with_port_held, env_file,
+from conftest import (FIREWALL_TABLE, GROUPS, MAX_EXPOSURE, STACK_UNITS, addr, app_url, deploy_lab, deploy_with_port_held, env_file,
                       http_get, http_get_on, ssh)
 
 HEALTH_PATH = "/observe/health"
@@ -92,11 +92,6 @@ def test_no_two_services_share_a_user(hosts, inventory):
         f"the lab runs fewer services than expected: {sorted(users)}"
     sharing = {user: sorted(u for u in users if users[u] == user) for user in users.values()}
     assert all(len(units) == 1 for units in sharing.values()), f"services sharing a user: {sharing}"
-
-
-# Highest overall exposure `systemd-analyze security` may rate a running unit, in its tenths
-# (20 = 2.0; the scale ends at 10.0 "UNSAFE"). The app units rate 1.1, the Go services 1.5.
-MAX_EXPOSURE = 20
 
 
 def test_every_running_unit_is_hardened(hosts, inventory):
