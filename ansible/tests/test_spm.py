@@ -223,8 +223,9 @@ def deploy(*args):
                     reason="redeploys the lab twice (about 4 minutes): set LAB_SWITCH_TEST=1")
 def test_switching_spm_off_and_on_converges(hosts):
     """spm_enabled false: only the SPM parts change (Prometheus stopped and disabled, collector
-    and jaeger-query without SPM settings, their ports closed in the firewall); true again
-    restores them, and a further run is a no-op for every host."""
+    and jaeger-query without SPM settings, the firewall's rules rendered again; test_firewall
+    probes the ports it closes); true again restores them, and a further run is a no-op for every
+    host."""
     spm_parts = {
         "otel_collector : Render the collector config (validated by otelcol-contrib before it replaces the live one)",
         "otel_collector : Restart otel-collector",
@@ -237,19 +238,29 @@ def test_switching_spm_off_and_on_converges(hosts):
         "firewall : Render the project's table (checked with nft -c before it replaces the live file)",
         "firewall : Reload nftables",
     }
+    # Each way, at least these change (the rest depends on what the hosts share).
+    must_change = {
+        "otel_collector : Render the collector config (validated by otelcol-contrib before it replaces the live one)",
+        "jaeger : Render and validate the config of jaeger-query",
+        "firewall : Render the project's table (checked with nft -c before it replaces the live file)",
+    }
     try:
         _, changed = deploy("-e", "spm_enabled=false")
         assert changed <= spm_parts | {"common : Stop and disable prometheus"}, changed
+        assert must_change <= changed, changed
         prom = hosts[PROMETHEUS_HOST].service("prometheus")
         assert not prom.is_running and not prom.is_enabled
         query = hosts[QUERY_HOST]
         assert '"menuEnabled": false' in query.file("/etc/jaeger/ui.json").content_string
+        assert "prometheus_spm" not in query.file("/etc/jaeger/query.yaml").content_string
         assert "span_metrics" not in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
     finally:
         _, changed = deploy()
     assert changed <= spm_parts | {"common : Enable and start prometheus"}, changed
+    assert must_change <= changed, changed
     prom = hosts[PROMETHEUS_HOST].service("prometheus")
     assert prom.is_running and prom.is_enabled
+    assert "prometheus_spm" in hosts[QUERY_HOST].file("/etc/jaeger/query.yaml").content_string
     assert "span_metrics" in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
     counts, changed = deploy()
     assert not any(counts.values()), f"second run changed: {changed}"
