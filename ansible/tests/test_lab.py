@@ -206,36 +206,79 @@ def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(ho
         assert unit_state(host, app)["ActiveState"] == "active", f"{app} on {name} did not come back"
 
 
-def test_a_bad_variable_on_one_host_stops_every_host_before_any_change(inventory, tmp_path):
-    """A value its role's argument specs refuse, set for one host only (through a second
-    inventory source), fails the first play on that host and stops the others too: no play after
-    the checks starts anywhere and nothing changes, and the error names the variable and the
-    value."""
+def assert_stopped_in_the_first_play(result, inventory):
+    """No play after site.yml's checks started, and nothing changed on any host."""
+    plays = re.findall(r"^PLAY \[(.+?)\]", result.stdout, re.M)
+    assert plays == ["Check variables and hosts before changing anything"], plays
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.M))
+    assert recap == {host: "0" for host in inventory}, recap
+
+
+@pytest.mark.parametrize("variable, value, error", [
+    # refused by the app role's argument specs
+    ("tracing_mode", "bogus", r"app_mode must be one of: .*got: bogus"),
+    # refused by role common's preflight (the base system's play would only come next)
+    ("common_app_log_group", "Log Readers", r"common_app_log_group a plain group name \(got Log Readers\)"),
+])
+def test_a_bad_variable_on_one_host_stops_every_host_before_any_change(inventory, tmp_path, variable, value, error):
+    """A value its role refuses, set for one host only (through a second inventory source), fails
+    the first play on that host and stops the others too: no play after the checks starts
+    anywhere and nothing changes, and the error names the variable and the value."""
     name = sorted(inventory)[-1]
-    overlay = tmp_path / "bad-mode.yml"
-    overlay.write_text(json.dumps({"all": {"hosts": {name: {"tracing_mode": "bogus"}}}}))
+    overlay = tmp_path / "bad-value.yml"
+    overlay.write_text(json.dumps({"all": {"hosts": {name: {variable: value}}}}))
     bad = deploy_lab("-i", str(overlay))
-    assert bad.returncode != 0, "the deploy passed with tracing_mode=bogus"
-    assert re.search(r"app_mode must be one of: .*got: bogus", bad.stdout), bad.stdout[-3000:]
-    plays = re.findall(r"^PLAY \[(.+?)\]", bad.stdout, re.M)
-    assert plays == ["Check variables and hosts before changing anything"], plays
-    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", bad.stdout, re.M))
-    assert recap == {host: "0" for host in inventory}, recap
+    assert bad.returncode != 0, f"the deploy passed with {variable}={value}"
+    assert re.search(error, " ".join(bad.stdout.split())), bad.stdout[-3000:]
+    assert_stopped_in_the_first_play(bad, inventory)
 
 
-def test_two_services_on_one_port_stop_the_deploy_before_any_change(inventory):
-    """Role firewall's preflight: the Collector's health check moved onto its own OTLP/gRPC port
-    makes two services of one host take one port, which stops the run in its first play, on every
-    host, before anything changes, naming the port and both services."""
-    bad = deploy_lab("-e", json.dumps({"otel_collector_health_port": COLLECTOR_GRPC_PORT}), timeout=600)
-    assert bad.returncode != 0, "the deploy passed with two services on one port"
-    words = " ".join(bad.stdout.split())
-    assert (f"{COLLECTOR_HOST}: port {COLLECTOR_GRPC_PORT}/tcp is taken by otel-collector OTLP gRPC and "
-            f"otel-collector health check" in words), bad.stdout[-3000:]
-    plays = re.findall(r"^PLAY \[(.+?)\]", bad.stdout, re.M)
-    assert plays == ["Check variables and hosts before changing anything"], plays
-    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", bad.stdout, re.M))
-    assert recap == {host: "0" for host in inventory}, recap
+# Jaeger's hosts in the order of site.yml's checks, and the host of jaeger_query alone, if any.
+JAEGER_HOSTS = list(dict.fromkeys(GROUPS["jaeger_collector"] + GROUPS["jaeger_query"]))
+QUERY_ONLY_HOST = next((h for h in GROUPS["jaeger_query"] if h not in GROUPS["jaeger_collector"]), None)
+
+
+@pytest.mark.parametrize("extra_vars, words", [
+    # Role firewall: the Collector's health check moved onto its own OTLP/gRPC port makes two
+    # services of one host take one port.
+    ({"otel_collector_health_port": COLLECTOR_GRPC_PORT},
+     f"{COLLECTOR_HOST}: port {COLLECTOR_GRPC_PORT}/tcp is taken by otel-collector OTLP gRPC and "
+     "otel-collector health check"),
+    # Role cassandra: a keyspace set for Jaeger alone, which jaeger-collector would not be granted
+    # (the jaeger role's Cassandra settings follow what the cassandra role sets up for Jaeger).
+    ({"jaeger_cassandra_keyspace": "other_keyspace"},
+     f"cassandra: jaeger_cassandra_keyspace on {', '.join(JAEGER_HOSTS)} differs from cassandra_jaeger_keyspace "
+     f"(jaeger_v1_dc1) of {GROUPS['cassandra'][-1]}"),
+    # Role jaeger: jaeger-collector switched on for a host outside its group, where the last play
+    # of site.yml would stop it again on every run.
+    pytest.param({"jaeger_collector_enabled": True},
+                 f"jaeger: {QUERY_ONLY_HOST} is not in the group of a service switched on here",
+                 marks=pytest.mark.skipif(QUERY_ONLY_HOST is None, reason="no host runs jaeger-query alone")),
+], ids=["two services on one port", "a keyspace for Jaeger alone", "a service switched on outside its group"])
+def test_settings_that_contradict_each_other_stop_the_deploy_before_any_change(inventory, extra_vars, words):
+    """Settings each valid alone but not together stop the run in its first play, on every host,
+    before anything changes, with a message naming what contradicts what."""
+    bad = deploy_lab("-e", json.dumps(extra_vars), timeout=600)
+    assert bad.returncode != 0, f"the deploy passed with {extra_vars}"
+    assert words in " ".join(bad.stdout.split()), bad.stdout[-3000:]
+    assert_stopped_in_the_first_play(bad, inventory)
+
+
+@pytest.mark.skipif(QUERY_ONLY_HOST is None, reason="no host runs jaeger-query alone")
+def test_a_jaeger_service_switched_off_stops_and_starts_again_when_switched_on(hosts):
+    """jaeger_query_enabled false on a host of the jaeger_query group stops and disables its
+    jaeger-query; the next run without it starts it again."""
+    args = ["--limit", QUERY_ONLY_HOST, "--tags", "jaeger_configure"]
+    query = hosts[QUERY_ONLY_HOST].service("jaeger-query")
+    assert query.is_running and query.is_enabled
+    try:
+        off = deploy_lab(*args, "-e", json.dumps({"jaeger_query_enabled": False}), timeout=600)
+        assert off.returncode == 0, off.stdout[-3000:]
+        assert not query.is_running and not query.is_enabled
+    finally:
+        on = deploy_lab(*args, timeout=600)
+    assert on.returncode == 0, on.stdout[-3000:]
+    assert query.is_running and query.is_enabled
 
 
 def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words():
