@@ -108,9 +108,7 @@ class PackagedJarIT {
     @Test
     void anEmptyServiceNameIsAppInLogLinesAsInSpans() throws Exception {
         int port = Instances.freePort();
-        Path output = logs.resolve("empty-service-name.out");
-        startJar(Map.of("MODE", "none", "EXPOSE_PORT", Integer.toString(port), "OTEL_SERVICE_NAME", ""), output);
-        awaitHealthy(port);
+        Path output = startUntracedWithEmpty("OTEL_SERVICE_NAME", port);
         String startupLine = Files.readAllLines(output).stream()
                 .filter(line -> line.contains("listening on port " + port))
                 .findFirst()
@@ -245,9 +243,7 @@ class PackagedJarIT {
     @Test
     void emptyLogFileMeansNoFile() throws Exception {
         int port = Instances.freePort();
-        Path output = logs.resolve("empty-log-file.out");
-        startJar(Map.of("MODE", "none", "EXPOSE_PORT", Integer.toString(port), "LOG_FILE", ""), output);
-        awaitHealthy(port);
+        Path output = startUntracedWithEmpty("LOG_FILE", port);
         assertThat(Instances.get(port, "/").statusCode(), is(200));
         String printed = Files.readString(output);
         assertThat(printed, containsString("- Hello World"));
@@ -368,6 +364,17 @@ class PackagedJarIT {
         env.put("EXPOSE_PORT", Integer.toString(port));
         env.put("LOG_FILE", logs.resolve(name + ".log").toString());
         return startJar(env, logs.resolve(name + ".out"));
+    }
+
+    /**
+     * Starts the jar with MODE=none on {@code port} and {@code variable} set but empty, and waits
+     * until it is healthy; returns the file holding its output.
+     */
+    private Path startUntracedWithEmpty(String variable, int port) throws IOException, InterruptedException {
+        Path output = logs.resolve("empty-" + variable + ".out");
+        startJar(Map.of("MODE", "none", "EXPOSE_PORT", Integer.toString(port), variable, ""), output);
+        awaitHealthy(port);
+        return output;
     }
 
     private Process startJar(Map<String, String> env, Path output) throws IOException {
