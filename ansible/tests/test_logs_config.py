@@ -190,13 +190,13 @@ def test_units_parse_and_are_hardened(rendered, unit):
         assert "managed" in f.read_text().splitlines()[0].lower()
 
 
-# Units the lab does not run (their binaries cannot be had here, or the lab runs Cassandra outside
-# the role's unit), besides prometheus's, which it does; test_lab.py rates the running ones.
+# The rendered units: those the lab does not run (their binaries cannot be had here, or the lab
+# runs Cassandra outside the role's unit), and Prometheus's, which test_lab.py also rates running.
 RATED_OFFLINE = ["alloy", "cassandra", "grafana", "loki", "prometheus", "promtail"]
 
 
 @pytest.mark.parametrize("unit", RATED_OFFLINE)
-def test_units_the_lab_does_not_run_keep_exposure_low(rendered, unit):
+def test_rendered_units_keep_exposure_low(rendered, unit):
     """The rendered unit, rated by systemd's own measure without a running systemd
     (`systemd-analyze security --offline`), stays within the exposure the running units keep."""
     files = hosts_of(rendered, f"systemd/{unit}.service")
