@@ -363,10 +363,18 @@ public record Settings(ExportMode mode,
         }
     }
 
+    /**
+     * Spaces around the name are refused rather than trimmed: logback.xml prints the variable as
+     * written (its conditions cannot trim), so a trimmed name would make the spans'
+     * {@code service.name} differ from the log lines' {@code resource.service.name}.
+     */
     private static String nonBlank(String variable, String value) {
         if (value.isBlank()) {
             throw new SettingsException(variable, value, "a non-empty name, e.g. app-a");
         }
-        return value.strip();
+        if (!value.equals(value.strip())) {
+            throw new SettingsException(variable, value, "a name without spaces around it, e.g. app-a");
+        }
+        return value;
     }
 }

@@ -153,6 +153,8 @@ class SettingsTest {
             "TARGET_TWO_HOST     | app-c:                | invalid TARGET_TWO_HOST='app-c:'",
             "TARGET_ONE_HOST     | app-b:8000#x          | invalid TARGET_ONE_HOST='app-b:8000#x'",
             "OTEL_SERVICE_NAME   | ' '                   | invalid OTEL_SERVICE_NAME=' '",
+            "OTEL_SERVICE_NAME   | ' app-a'              | invalid OTEL_SERVICE_NAME=' app-a': expected a name without spaces around it",
+            "OTEL_SERVICE_NAME   | 'app-a\t'             | invalid OTEL_SERVICE_NAME='app-a\t': expected a name without spaces around it",
             "OTEL_BSP_SCHEDULE_DELAY | soon               | invalid OTEL_BSP_SCHEDULE_DELAY='soon': expected a whole number, 1 or more",
             "OTEL_BSP_SCHEDULE_DELAY | 0                  | invalid OTEL_BSP_SCHEDULE_DELAY='0': expected a whole number, 1 or more",
             "OTEL_BSP_SCHEDULE_DELAY | -5                 | invalid OTEL_BSP_SCHEDULE_DELAY='-5'",
