@@ -249,18 +249,29 @@ QUERY_ONLY_HOST = next((h for h in GROUPS["jaeger_query"] if h not in GROUPS["ja
     ({"jaeger_cassandra_keyspace": "other_keyspace"},
      f"cassandra: jaeger_cassandra_keyspace on {', '.join(JAEGER_HOSTS)} differs from cassandra_jaeger_keyspace "
      f"(jaeger_v1_dc1) of {GROUPS['cassandra'][-1]}"),
+    # The same for the password, named without either value.
+    ({"jaeger_cassandra_password": "not-the-password-cassandra-gives-jaeger"},
+     f"cassandra: jaeger_cassandra_password on {', '.join(JAEGER_HOSTS)} differs from cassandra_jaeger_password "
+     f"of {GROUPS['cassandra'][-1]}, the cassandra host"),
     # Role jaeger: jaeger-collector switched on for a host outside its group, where the last play
     # of site.yml would stop it again on every run.
     pytest.param({"jaeger_collector_enabled": True},
                  f"jaeger: {QUERY_ONLY_HOST} is not in the group of a service switched on here",
                  marks=pytest.mark.skipif(QUERY_ONLY_HOST is None, reason="no host runs jaeger-query alone")),
-], ids=["two services on one port", "a keyspace for Jaeger alone", "a service switched on outside its group"])
-def test_settings_that_contradict_each_other_stop_the_deploy_before_any_change(inventory, extra_vars, words):
+], ids=["two services on one port", "a keyspace for Jaeger alone", "a password for Jaeger alone",
+        "a service switched on outside its group"])
+def test_settings_that_contradict_each_other_stop_the_deploy_before_any_change(inventory, tmp_path, extra_vars,
+                                                                               words):
     """Settings each valid alone but not together stop the run in its first play, on every host,
-    before anything changes, with a message naming what contradicts what."""
-    bad = deploy_lab("-e", json.dumps(extra_vars), timeout=600)
+    before anything changes, with a message naming what contradicts what and no password."""
+    # From a file, as a secret would be given: deploy.sh prints its command line.
+    extra_vars_file = tmp_path / "contradiction.json"
+    extra_vars_file.write_text(json.dumps(extra_vars))
+    bad = deploy_lab("-e", f"@{extra_vars_file}", timeout=600)
     assert bad.returncode != 0, f"the deploy passed with {extra_vars}"
     assert words in " ".join(bad.stdout.split()), bad.stdout[-3000:]
+    for name, value in extra_vars.items():
+        assert not name.endswith("_password") or value not in bad.stdout + bad.stderr, f"{name}'s value is shown"
     assert_stopped_in_the_first_play(bad, inventory)
 
 
