@@ -4,6 +4,7 @@ import java.net.URI;
 import java.net.URISyntaxException;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -116,8 +117,7 @@ public record Settings(ExportMode mode,
         ExportMode mode = ExportMode.fromValue(modeValue)
                 .orElseThrow(() -> new SettingsException("MODE", modeValue, "one of " + ExportMode.acceptedValues()));
 
-        Optional<URI> endpoint = mode.endpointVariable().map(variable -> endpointUri(
-                mode, variable, valueIfSet(env, variable).orElse(mode.defaultEndpoint().orElseThrow())));
+        Optional<URI> endpoint = Optional.ofNullable(exportEndpoints(env).get(mode));
 
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1,
                                            MAX_EXPORT_QUEUE_SIZE);
@@ -252,6 +252,20 @@ public record Settings(ExportMode mode,
                                         "a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (" + queueSize + ")");
         }
         return batchSize;
+    }
+
+    /**
+     * The endpoint of each exporting mode: its variable's value, or the mode's default. Each one is
+     * checked, not only MODE's: the app role writes all four variables into every env file, and a
+     * bad one would otherwise be taken without a word and fail only once MODE is switched to it.
+     */
+    private static Map<ExportMode, URI> exportEndpoints(Map<String, String> env) {
+        Map<ExportMode, URI> endpoints = new EnumMap<>(ExportMode.class);
+        for (ExportMode mode : ExportMode.values()) {
+            mode.endpointVariable().ifPresent(variable -> endpoints.put(mode, endpointUri(
+                    mode, variable, valueIfSet(env, variable).orElse(mode.defaultEndpoint().orElseThrow()))));
+        }
+        return endpoints;
     }
 
     /**

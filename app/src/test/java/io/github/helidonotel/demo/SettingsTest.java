@@ -114,6 +114,9 @@ class SettingsTest {
             "otel-collector-http, OTEL_HTTP_ENDPOINT,   https://user:s3#cret@collector:4318/v1/traces",
             "otel-collector-grpc, OTEL_GRPC_ENDPOINT,   user:s3cret@collector:4317",
             "jaeger-grpc,         JAEGER_GRPC_ENDPOINT, https://s3cret@collector:4317",
+            // another mode's endpoint: the env files hold all four
+            "otel-collector-grpc, JAEGER_HTTP_ENDPOINT, https://user:s3cret@collector:4318/v1/traces",
+            "none,                OTEL_GRPC_ENDPOINT,   user:s3cret@collector:4317",
     })
     void endpointsWithUserInfoAreRefusedWithoutRepeatingTheValue(String mode, String variable, String endpoint) {
         SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
@@ -121,6 +124,19 @@ class SettingsTest {
         assertThat(error.getMessage(), startsWith("invalid " + variable + ": expected "));
         assertThat(error.getMessage(), containsString("without user info (user:password@)"));
         assertThat(error.getMessage(), not(containsString("s3")));
+    }
+
+    /** The app role writes all four endpoint variables into every env file; MODE may be switched to any. */
+    @ParameterizedTest
+    @CsvSource({
+            "otel-collector-grpc, OTEL_HTTP_ENDPOINT,   http://otel-collector:4318",
+            "otel-collector-http, JAEGER_GRPC_ENDPOINT, jaeger-collector",
+            "none,                JAEGER_HTTP_ENDPOINT, jaeger-collector:4318/v1/traces",
+    })
+    void anotherModesBadEndpointIsRefusedToo(String mode, String variable, String endpoint) {
+        SettingsException error = assertThrows(SettingsException.class, () -> Settings.fromEnvironment(
+                Map.of("MODE", mode, variable, endpoint)));
+        assertThat(error.getMessage(), startsWith("invalid " + variable + "='" + endpoint + "': expected "));
     }
 
     @Test

@@ -224,10 +224,13 @@ class TracingTest {
     void modeNoneServesWithoutTracing() throws Exception {
         int port = Instances.freePort();
         try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC)) {
-            // Every endpoint variable points at the receiver, so only MODE keeps spans away.
+            // Every endpoint variable points at the receiver (the HTTP ones as a traces URL, which
+            // Settings requires of them in any mode), so only MODE keeps spans away.
             Map<String, String> env = new HashMap<>(Map.of("MODE", "none"));
             for (ExportMode mode : ExportMode.values()) {
-                mode.endpointVariable().ifPresent(variable -> env.put(variable, receiver.endpoint()));
+                String endpoint = mode.protocol() == ExportMode.Protocol.GRPC
+                        ? receiver.endpoint() : "http://" + receiver.endpoint() + "/v1/traces";
+                mode.endpointVariable().ifPresent(variable -> env.put(variable, endpoint));
             }
             try (DemoServer ignored = start(port, env)) {
                 assertThat(Instances.get(port, "/").body(), is("{\"Hello\":\"World\"}"));
