@@ -5,7 +5,7 @@
 #   - LXC's own network, `/usr/libexec/lxc/lxc-net start`: bridge lxcbr0 (10.0.3.1/24) with
 #     dnsmasq (DHCP for each container's eth0, which Vagrant reaches it by) and an nft NAT table;
 #     it turns ip_forward on, so the value before is saved for host-teardown.sh;
-#   - the bridge of Vagrant's private network, $VLXC_BRIDGE at $VLXC_BRIDGE_ADDR/24, which the
+#   - the bridge of Vagrant's private network, $VAGRANT_LXC_BRIDGE at $VLXC_BRIDGE_ADDR/24, which the
 #     Vagrantfile's lxc block attaches each container's eth1 to (192.168.56.11-13);
 #   - apt-cacher-ng on $VLXC_BRIDGE_ADDR:$VLXC_APT_PROXY_PORT (the box build and, in
 #     vagrant-test.sh, the containers get Debian packages through it; its cache is kept).
@@ -43,7 +43,7 @@ main() {
   run_stage "lxc-net" start_lxc_net
   run_stage "private network bridge" ensure_bridge
   run_stage "apt proxy" start_apt_proxy
-  log "host ready in $SECONDS s: lxcbr0, $VLXC_BRIDGE $VLXC_BRIDGE_ADDR/24," \
+  log "host ready in $SECONDS s: lxcbr0, $VAGRANT_LXC_BRIDGE $VLXC_BRIDGE_ADDR/24," \
     "apt proxy http://$VLXC_BRIDGE_ADDR:$VLXC_APT_PROXY_PORT"
 }
 

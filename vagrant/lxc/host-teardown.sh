@@ -41,8 +41,8 @@ stop_lxc_net() {
 
 remove_bridge() {
   local port
-  for port in $(bridge_ports "$VLXC_BRIDGE"); do ip link del dev "$port" 2>/dev/null || true; done
-  ! ip link show dev "$VLXC_BRIDGE" >/dev/null 2>&1 || ip link del dev "$VLXC_BRIDGE"
+  for port in $(bridge_ports "$VAGRANT_LXC_BRIDGE"); do ip link del dev "$port" 2>/dev/null || true; done
+  ! ip link show dev "$VAGRANT_LXC_BRIDGE" >/dev/null 2>&1 || ip link del dev "$VAGRANT_LXC_BRIDGE"
 }
 
 restore_ip_forward() {
@@ -71,7 +71,7 @@ report_leftovers() {
     nft list table ip lxc >/dev/null 2>&1 && left+=("nft table ip lxc")
     pgrep -f 'dnsmasq .*--interface=lxcbr0' >/dev/null && left+=("dnsmasq of lxcbr0")
   fi
-  ip link show dev "$VLXC_BRIDGE" >/dev/null 2>&1 && left+=("bridge $VLXC_BRIDGE")
+  ip link show dev "$VAGRANT_LXC_BRIDGE" >/dev/null 2>&1 && left+=("bridge $VAGRANT_LXC_BRIDGE")
   compgen -G "$VLXC_STATE/*.pid" >/dev/null && left+=("helper daemons ($VLXC_STATE)")
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
   log "nothing left behind (ip_forward $(</proc/sys/net/ipv4/ip_forward))"

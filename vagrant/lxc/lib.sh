@@ -14,7 +14,7 @@ VLXC_ROOT="$(cd "$VLXC_DIR/../.." && pwd)"
 # builds and the lab's Cassandra jars are shared: VLXC_LAB_CACHE.
 export VLXC_LAB_CACHE="$LAB_CACHE"
 export LAB_MIRROR_DIR="${LAB_MIRROR_DIR:-$LAB_CACHE/artifacts/mirror}"
-export LAB_CACHE="$VLXC_CACHE" LAB_NET_PREFIX="$VLXC_NET_PREFIX" LAB_BRIDGE="$VLXC_BRIDGE" LAB_STATE="$VLXC_STATE" \
+export LAB_CACHE="$VLXC_CACHE" LAB_NET_PREFIX="$VLXC_NET_PREFIX" LAB_BRIDGE="$VAGRANT_LXC_BRIDGE" LAB_STATE="$VLXC_STATE" \
   LAB_NETNS_PREFIX=vlxc- LAB_APT_PROXY_PORT="$VLXC_APT_PROXY_PORT" LAB_MIRROR_PORT="$VLXC_MIRROR_PORT" \
   LAB_SUITE="$VLXC_SUITE" LAB_CGROUP_NAME=helidon-otel-vagrant-lxc
 # shellcheck source=../../ansible/lab/lib/common.sh
