@@ -84,6 +84,7 @@ main() {
   run_stage_and_go_on "ssh masters" stop_ssh_masters "$LAB_NET_PREFIX"
   run_stage_and_go_on "stop hosts" stop_hosts
   run_stage_and_go_on "helper daemons" stop_helpers
+  run_stage_and_go_on "apt proxy backends" restore_apt_backends
   run_stage_and_go_on "host trees" remove_host_trees
   run_stage_and_go_on "network" remove_network
   run_stage_and_go_on "keep logs" keep_logs

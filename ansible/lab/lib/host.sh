@@ -94,14 +94,40 @@ start_daemon() {
   log "$name started (pid $!)"
 }
 
+# Where the Debian apt-cacher-ng package keeps its Debian upstream (the proxy reads it at start).
+LAB_APT_BACKENDS=/etc/apt-cacher-ng/backends_debian
+
+# The host's backends_debian (a file of the apt-cacher-ng package, which start_apt_proxy
+# rewrites) as it was before the first rewrite of this set-up, for restore_apt_backends: a copy,
+# or a mark that there was none.
+save_apt_backends() {
+  [[ ! -e $LAB_STATE/backends_debian.orig && ! -e $LAB_STATE/backends_debian.none ]] || return 0
+  if [[ -e $1 ]]; then cp -p "$1" "$LAB_STATE/backends_debian.orig"; else touch "$LAB_STATE/backends_debian.none"; fi
+}
+
+# Puts backends_debian back as save_apt_backends found it (after the apt proxy stopped: it reads
+# the file at start only).
+restore_apt_backends() {
+  local backends=$LAB_APT_BACKENDS
+  if [[ -e $LAB_STATE/backends_debian.orig ]]; then
+    cp -p "$LAB_STATE/backends_debian.orig" "$backends"
+    rm -f "$LAB_STATE/backends_debian.orig"
+    log "$backends restored"
+  elif [[ -e $LAB_STATE/backends_debian.none ]]; then
+    rm -f "$backends" "$LAB_STATE/backends_debian.none"
+    log "$backends removed (there was none)"
+  fi
+}
+
 # apt-cacher-ng, run by hand (the host has no systemd), listening on the bridge address only.
 # Its cache lives in $LAB_CACHE so the packages survive down.sh and reboots of the machine.
 start_apt_proxy() {
-  local mirror backends=/etc/apt-cacher-ng/backends_debian
+  local mirror backends=$LAB_APT_BACKENDS
   mirror=$(debian_mirror)
   # Without this file apt-cacher-ng forwards Debian requests to its packaged default backend,
   # which may be unreachable here ("503 Host not found").
   if [[ "$(cat "$backends" 2>/dev/null)" != "$mirror/" ]]; then
+    save_apt_backends "$backends"
     echo "$mirror/" >"$backends"
     log "$backends -> $mirror/"
   fi
@@ -114,7 +140,7 @@ start_apt_proxy() {
     pid_alive "$LAB_STATE/apt-cacher-ng.pid"; }; then
     tail -n 20 "$LAB_STATE/apt-cacher-ng.log" >&2
     die "apt-cacher-ng did not start; if another one (the packaged service) holds port" \
-      "$LAB_APT_PROXY_PORT, stop it or set LAB_APT_PROXY_PORT"
+      "$LAB_APT_PROXY_PORT, stop it or set ${LAB_APT_PROXY_PORT_SETTING:-LAB_APT_PROXY_PORT}"
   fi
   log "apt proxy http://$LAB_BRIDGE_ADDR:$LAB_APT_PROXY_PORT -> $mirror"
 }
