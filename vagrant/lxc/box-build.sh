@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Builds the Vagrant box the Vagrantfile's lxc provider uses ($VLXC_BOX, default
+# Builds the Vagrant box the Vagrantfile's lxc provider uses ($VAGRANT_LXC_BOX, default
 # helidon-otel/trixie) and adds it to Vagrant (VAGRANT_HOME, default ~/.vagrant.d):
 #   - Debian trixie debootstrapped with the nspawn lab's builder (ansible/lab/lib/rootfs.sh,
 #     cached in $VLXC_CACHE/rootfs/base) through host-setup.sh's apt-cacher-ng;
@@ -37,7 +37,7 @@ box_recipe() { echo "box=$VLXC_BOX_RECIPE $(base_recipe)"; }
 
 box_is_current() {
   [[ "$(cat "$BOX_DIR/recipe" 2>/dev/null)" == "$(box_recipe)" ]] &&
-    vagrant box list --machine-readable 2>/dev/null | grep -q ",box-name,$VLXC_BOX\$"
+    vagrant box list --machine-readable 2>/dev/null | grep -q ",box-name,$VAGRANT_LXC_BOX\$"
 }
 
 insecure_public_key() {
@@ -111,7 +111,7 @@ build_box() {
   customize_tree "$WORK/rootfs"
   write_box "$WORK" "$box_file.new"
   mv "$box_file.new" "$box_file"
-  vagrant box add --force --name "$VLXC_BOX" "$box_file"
+  vagrant box add --force --name "$VAGRANT_LXC_BOX" "$box_file"
   box_recipe >"$BOX_DIR/recipe"
 }
 
@@ -120,12 +120,12 @@ main() {
   [[ ${1:-} != --force ]] || rm -f "$BOX_DIR/recipe"
   mkdir -p "$VLXC_CACHE/rootfs"
   if box_is_current; then
-    log "box $VLXC_BOX is current ($(box_recipe | cut -d' ' -f1-3))"
+    log "box $VAGRANT_LXC_BOX is current ($(box_recipe | cut -d' ' -f1-3))"
     return 0
   fi
   pid_alive "$VLXC_STATE/apt-cacher-ng.pid" || die "no apt proxy: run vagrant/lxc/host-setup.sh first"
   run_stage "base tree (debootstrap)" build_base_rootfs
-  run_stage "box $VLXC_BOX" build_box
+  run_stage "box $VAGRANT_LXC_BOX" build_box
 }
 
 main "$@"

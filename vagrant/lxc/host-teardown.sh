@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Undoes host-setup.sh: stops apt-cacher-ng, runs `lxc-net stop` (lxcbr0, dnsmasq, its nft
-# tables) when the set-up started it, deletes veths left on lxcbr0 or the private bridge by
-# containers that are gone, deletes the private bridge, restores ip_forward, removes $VLXC_STATE.
+# Undoes host-setup.sh: stops apt-cacher-ng and puts back the backends_debian it rewrote, runs
+# `lxc-net stop` (lxcbr0, dnsmasq, its nft tables) when the set-up started it (an lxc-net that was
+# up before, the packaged service's on a host with systemd, is left as it is, and so are the
+# containers on it), deletes the private bridge, restores ip_forward, unmounts what an interrupted
+# box build left mounted in its tree, removes $VLXC_STATE.
 # Keeps the caches (box, apt cache). Refuses while containers of the Vagrantfile still run:
 # `vagrant destroy -f` first. Safe to run when nothing is set up; every step runs even after one
 # that failed, and the last one checks that nothing is left.
@@ -28,9 +30,9 @@ bridge_ports() {
 
 stop_lxc_net() {
   local port
-  # lxc-net stop leaves lxcbr0 in place while ports are attached.
-  for port in $(bridge_ports lxcbr0); do ip link del dev "$port" 2>/dev/null || true; done
   if [[ -f $VLXC_STATE/lxc-net.started ]]; then
+    # lxc-net stop leaves lxcbr0 in place while ports are attached.
+    for port in $(bridge_ports lxcbr0); do ip link del dev "$port" 2>/dev/null || true; done
     /usr/libexec/lxc/lxc-net stop
     rm -f "$VLXC_STATE/lxc-net.started"
     log "lxc-net stopped"
@@ -43,6 +45,15 @@ remove_bridge() {
   local port
   for port in $(bridge_ports "$VAGRANT_LXC_BRIDGE"); do ip link del dev "$port" 2>/dev/null || true; done
   ! ip link show dev "$VAGRANT_LXC_BRIDGE" >/dev/null 2>&1 || ip link del dev "$VAGRANT_LXC_BRIDGE"
+}
+
+# A box build stopped during debootstrap leaves its proc and sys mounts in the tree.
+unmount_box_tree() {
+  local mnt
+  for mnt in $(mounts_under "$VLXC_CACHE"); do
+    log "unmounting $mnt (left by an interrupted box build)"
+    umount -l "$mnt"
+  done
 }
 
 restore_ip_forward() {
@@ -72,6 +83,7 @@ report_leftovers() {
     pgrep -f 'dnsmasq .*--interface=lxcbr0' >/dev/null && left+=("dnsmasq of lxcbr0")
   fi
   ip link show dev "$VAGRANT_LXC_BRIDGE" >/dev/null 2>&1 && left+=("bridge $VAGRANT_LXC_BRIDGE")
+  [[ -z $(mounts_under "$VLXC_CACHE") ]] || left+=("mounts under $VLXC_CACHE")
   compgen -G "$VLXC_STATE/*.pid" >/dev/null && left+=("helper daemons ($VLXC_STATE)")
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
   log "nothing left behind (ip_forward $(</proc/sys/net/ipv4/ip_forward))"
@@ -83,9 +95,11 @@ main() {
   running=$(running_containers)
   [[ -z $running ]] || die "containers still running: ${running//$'\n'/ } (cd vagrant && vagrant destroy -f)"
   run_stage_and_go_on "helper daemons" stop_helpers
+  run_stage_and_go_on "apt proxy backends" restore_apt_backends
   run_stage_and_go_on "lxc-net" stop_lxc_net
   run_stage_and_go_on "private network bridge" remove_bridge
   run_stage_and_go_on "ip_forward" restore_ip_forward
+  run_stage_and_go_on "box tree mounts" unmount_box_tree
   run_stage_and_go_on "keep logs" keep_logs
   ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$VLXC_STATE"
   run_stage_and_go_on "check" report_leftovers

@@ -16,7 +16,7 @@ export VLXC_LAB_CACHE="$LAB_CACHE"
 export LAB_MIRROR_DIR="${LAB_MIRROR_DIR:-$LAB_CACHE/artifacts/mirror}"
 export LAB_CACHE="$VLXC_CACHE" LAB_NET_PREFIX="$VLXC_NET_PREFIX" LAB_BRIDGE="$VAGRANT_LXC_BRIDGE" LAB_STATE="$VLXC_STATE" \
   LAB_NETNS_PREFIX=vlxc- LAB_APT_PROXY_PORT="$VLXC_APT_PROXY_PORT" LAB_MIRROR_PORT="$VLXC_MIRROR_PORT" \
-  LAB_SUITE="$VLXC_SUITE" LAB_CGROUP_NAME=helidon-otel-vagrant-lxc
+  LAB_SUITE="$VLXC_SUITE" LAB_CGROUP_NAME=helidon-otel-vagrant-lxc LAB_APT_PROXY_PORT_SETTING=VLXC_APT_PROXY_PORT
 # shellcheck source=../../ansible/lab/lib/common.sh
 . "$VLXC_ROOT/ansible/lab/lib/common.sh"
 # shellcheck source=../../ansible/lab/lib/host.sh

@@ -205,8 +205,11 @@ main() {
   ! compgen -G "$VLXC_ROOT/vagrant/.vagrant/machines/*/*/id" >/dev/null ||
     die "machines of vagrant/Vagrantfile exist already ($(cd "$VLXC_ROOT/vagrant" &&
       compgen -G ".vagrant/machines/*/*/id" | cut -d/ -f3,4 | tr '\n' ' ')): destroy them first"
-  [[ ! -e /var/lib/lxc/$(vlxc_container node1) ]] ||
-    die "container $(vlxc_container node1) exists already (lxc-destroy -f -n $(vlxc_container node1))"
+  local node
+  for node in "${VLXC_NODES[@]}"; do
+    [[ ! -e /var/lib/lxc/$(vlxc_container "$node") ]] ||
+      die "container $(vlxc_container "$node") exists already (lxc-destroy -f -n $(vlxc_container "$node"))"
+  done
   mkdir -p "$VLXC_CACHE"
   cat /proc/sys/net/ipv4/ip_forward >"$VLXC_CACHE/ip_forward.before"
   trap tear_down EXIT
