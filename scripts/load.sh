@@ -42,8 +42,21 @@ WORK=$(mktemp -d)
 log() { printf '%s [load] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
+CHILD=""  # the round's timeout (leader of a process group of its own, with xargs and the curls)
+
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
+# timeout runs the curls in a process group of its own, which a Ctrl-C at the terminal does not
+# reach: the trap stops that group and prints what was sent so far.
+on_signal() {
+  trap '' INT TERM
+  [[ -z $CHILD ]] || kill -TERM -- "-$CHILD" 2>/dev/null || true
+  log "stopped by SIG$1"
+  [[ ! -f $WORK/results ]] || summary
+  exit "$2"
+}
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -60,6 +73,7 @@ parse_args() {
   done
   shift $((OPTIND - 1))
   TARGETS=("$@")
+  [[ -z $INVENTORY || ${#TARGETS[@]} -eq 0 ]] || die "give either -i INVENTORY or URLs, not both"
   [[ $ROUNDS =~ ^[1-9][0-9]{0,3}$ ]] || die "-n takes 1..9999 rounds"
   [[ $BUDGET =~ ^[1-9][0-9]{0,4}$ ]] || die "-t takes 1..99999 seconds"
   [[ $PAUSE =~ ^[0-9]{1,3}$ ]] || die "-p takes 0..999 seconds"
@@ -68,7 +82,7 @@ parse_args() {
 inventory_targets() {  # base URLs of every app instance of an inventory (rendered by ansible)
   local venv_bin out inventory
   inventory=$(realpath -e "$INVENTORY") || die "no inventory at $INVENTORY"
-  venv_bin=$("$ROOT/scripts/venv.sh" 2>/dev/null | tail -1)
+  venv_bin=$("$ROOT/scripts/venv.sh" | tail -1) || die "scripts/venv.sh failed (above)"
   # "<address>:<port>" of each instance of a host: app_port unless app_instance_ports names it
   out=$(cd / && ANSIBLE_LOAD_CALLBACK_PLUGINS=1 ANSIBLE_STDOUT_CALLBACK=json \
     "$venv_bin/ansible" apps -i "$inventory" -m ansible.builtin.debug \
@@ -86,11 +100,12 @@ for res in json.load(sys.stdin)["plays"][0]["tasks"][0]["hosts"].values():
 
 check_target() {  # only loopback or private addresses: this script is for the demo's own hosts
   local host
-  host=$(sed -E 's#^https?://(\[[^]]+\]|[^:/]+).*#\1#' <<<"$1")
-  [[ $1 =~ ^https?:// ]] || die "not a URL: $1"
-  # An address, not a name: a name such as 10.example.com could lead anywhere.
-  [[ $host == localhost || $host == '[::1]' || $host =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
-    die "refusing $1: give the app's IP address (loopback or private), not a host name"
+  # The whole URL, so that nothing but the address can name the host curl connects to: in
+  # http://127.0.0.1:x@203.0.113.5 what comes before the '@' is a user name.
+  [[ $1 =~ ^https?://(localhost|\[::1\]|[0-9]{1,3}(\.[0-9]{1,3}){3})(:[0-9]{1,5})?(/[^@[:space:]]*)?$ ]] ||
+    die "refusing $1: give the app's URL with its IP address (loopback or private), e.g." \
+      "http://127.0.0.1:8000; no host name, user info or '@'"
+  host=${BASH_REMATCH[1]}
   case "$host" in
     localhost|127.*|10.*|192.168.*|172.1[6-9].*|172.2[0-9].*|172.3[01].*|\[::1\]) ;;
     *) die "refusing $1: only loopback or private addresses" ;;
@@ -129,10 +144,14 @@ send_round() {  # send_round <seconds left>: each endpoint's requests with its o
     read -r path conc _ <<<"$entry"
     # curl prints "<endpoint> <status>" per request (000 = no answer within REQUEST_TIMEOUT).
     # timeout (in a process group of its own) kills xargs and its curls at the time budget.
+    # In the background and waited for: a trapped signal ends `wait` at once (see on_signal).
     grep -F " $path " "$WORK/round" | awk '{print $3}' \
       | timeout --kill-after=5 "$left" xargs -r -P "$conc" -I{} \
           curl -s -o /dev/null --max-time "$REQUEST_TIMEOUT" -w "$path %{http_code}\n" {} \
-      >>"$WORK/results" || true
+      >>"$WORK/results" &
+    CHILD=$!
+    wait "$CHILD" || true
+    CHILD=""
     left=$((DEADLINE - SECONDS))
     [ "$left" -gt 0 ] || return 0
   done
