@@ -9,10 +9,11 @@
 #   -n          a new random trace id instead of the fixed one (repeated requests with the fixed id
 #               add their spans to the same trace)
 #   -w SECONDS  how long to wait for jaeger-query to return the whole trace (default 60; 0: do not
-#               wait); the trace counts as whole once its span count has held for 5 s
+#               wait; else more than 5); the trace counts as whole once its span count has held
+#               for 5 s
 #   TRACE_ID    environment: the 32 hex digits to use instead of the fixed id
 # Prints the /chain answer, then "trace <id>: <n> spans of <services>" and the UI URL. Exits 1
-# when /chain fails or the trace does not show up in time.
+# when /chain fails or the trace does not show up in time, 2 on a bad argument.
 set -euo pipefail
 
 FIXED_TRACE_ID=4bf92f3577b34da6a3ce929d0e0e4736   # the W3C Trace Context specification's example
@@ -21,23 +22,30 @@ SETTLE=5
 NEW=0
 
 die() { printf 'trace.sh: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+bad_usage() { printf 'trace.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
 while getopts ":nw:h" opt; do
   case $opt in
     n) NEW=1 ;;
     w) WAIT=$OPTARG ;;
     h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    :) bad_usage "-$OPTARG needs a value" ;;
+    *) bad_usage "unknown option -$OPTARG" ;;
   esac
 done
 shift $((OPTIND - 1))
-[[ $WAIT =~ ^[0-9]{1,4}$ ]] || die "-w takes 0..9999 seconds"
+(($# <= 2)) || bad_usage "at most APP_URL and JAEGER_URL after the options, got: $*"
+if ! [[ $WAIT =~ ^[0-9]{1,4}$ ]] || ((WAIT > 0 && WAIT <= SETTLE)); then
+  bad_usage "-w takes 0 (do not wait) or $((SETTLE + 1))..9999 seconds, got $WAIT"
+fi
+URL_FORM='^https?://([^/:@[:space:]]+|\[[^]]+\])(:[0-9]+)?$'
 APP_URL=${1:-http://192.168.56.11:8000}
 APP_URL=${APP_URL%/}
-[[ $APP_URL =~ ^https?://([^/:]+|\[[^]]+\])(:[0-9]+)?$ ]] || die "APP_URL must be like http://host:port, got $APP_URL"
+[[ $APP_URL =~ $URL_FORM ]] || bad_usage "APP_URL must be like http://host:port, got $APP_URL"
 JAEGER_URL=${2:-$(sed -E 's#^(https?://([^/:]+|\[[^]]+\])).*#\1#' <<<"$APP_URL"):16686}
 JAEGER_URL=${JAEGER_URL%/}
+[[ $JAEGER_URL =~ $URL_FORM ]] || bad_usage "JAEGER_URL must be like http://host:port, got $JAEGER_URL"
 
 if ((NEW)); then
   TRACE_ID=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
