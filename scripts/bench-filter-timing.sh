@@ -22,6 +22,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 BASE_PORT=${BENCH_BASE_PORT:-18400}
+bench_check_settings
 SINK_PORT=$((BASE_PORT + 98))
 CLOSED_PORT=$((BASE_PORT + 99))  # nothing listens here: the unsampled variant exports nothing
 SAMPLE_RATIO=""  # no sampled variant here
@@ -70,6 +71,7 @@ filter_timing() {
   after=$(grep -a '^filter-timing ' "$WORK/$1.err" | tail -1)
   awk -v before="${before:-filter-timing 0 0 0}" -v after="$after" 'BEGIN {
     split(before, b); split(after, a); n = a[2] - b[2]
+    if (n <= 0) { print "bench: no filter-timing line in this run (fewer than 1000 requests?): raise BENCH_DURATION" > "/dev/stderr"; exit 1 }
     printf "%.2f %.2f\n", (a[3] - b[3]) / 1000 / n, (a[4] - b[4]) / 1000 / n }'
 }
 

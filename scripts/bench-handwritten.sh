@@ -8,6 +8,10 @@
 #   scripts/bench-handwritten.sh --compile-only   only check that the patch applies and compiles
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "$*" in
+  "" | --compile-only) ;;
+  *) echo "usage: scripts/bench-handwritten.sh [--compile-only]" >&2; exit 2 ;;
+esac
 copy=$(mktemp -d)
 trap 'rm -rf "$copy"' EXIT
 patch=scripts/experiments/handwritten-server-tracing.patch

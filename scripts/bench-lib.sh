@@ -3,6 +3,23 @@
 # The scripts keep the processes they start in the array pids and their files in WORK, and set
 # SINK_PORT, CLOSED_PORT, SAMPLE_RATIO, CONNECTIONS and DURATION.
 
+# bench_check <name> <value> <regex> <what>: a BENCH_* setting refused, by name, unless it matches.
+bench_check() {
+  [[ $2 =~ $3 ]] || { echo "bench: $1=$2: expected $4" >&2; exit 2; }
+}
+
+# The settings every benchmark script reads (ROUNDS, DURATION, CONNECTIONS, BASE_PORT), checked
+# before anything starts: a port of "abc" is 0 in arithmetic, 0 rounds measure nothing and end in
+# a division by zero.
+bench_check_settings() {
+  bench_check BENCH_ROUNDS "$ROUNDS" '^[1-9][0-9]?$' "1 to 99 rounds"
+  bench_check BENCH_DURATION "$DURATION" '^[1-9][0-9]{0,3}[sm]$' "wrk's duration in whole seconds or minutes, e.g. 10s"
+  bench_check BENCH_CONNECTIONS "$CONNECTIONS" '^[1-9][0-9]{0,3}$' "1 to 9999 connections"
+  bench_check BENCH_BASE_PORT "$BASE_PORT" '^[1-9][0-9]{3,4}$' "a port from 1024 to 65400 (the scripts use the 100 above it)"
+  ((BASE_PORT >= 1024 && BASE_PORT <= 65400)) ||
+    { echo "bench: BENCH_BASE_PORT=$BASE_PORT: expected a port from 1024 to 65400" >&2; exit 2; }
+}
+
 # The app role's JVM options, read from its defaults so that a benchmark and the unit cannot drift
 # apart: -Xms/-Xmx from app_heap_min/app_heap_max, then app_java_opts_extra.
 role_jvm_opts() {

@@ -36,6 +36,11 @@ CONNECTIONS=${BENCH_CONNECTIONS:-16}
 SAMPLE_RATIO=${BENCH_SAMPLE_RATIO:-0.1}
 BASE_PORT=${BENCH_BASE_PORT:-18100}
 FLOOR_SPANS=${BENCH_FLOOR_SPANS:-200000}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_check_settings
+bench_check BENCH_SAMPLE_RATIO "$SAMPLE_RATIO" '^(0?\.[0-9]*[1-9][0-9]*|1(\.0*)?)$' "a ratio above 0, at most 1, e.g. 0.1"
+bench_check BENCH_FLOOR_SPANS "$FLOOR_SPANS" '^[1-9][0-9]{3,7}$' "1000 to 99999999 spans"
 SINK_PORT=$((BASE_PORT + 98))
 CLOSED_PORT=$((BASE_PORT + 99))  # nothing listens here: the endpoint of variants that export nothing
 OTHER_JAR=${BENCH_OTHER_JAR:-}
@@ -44,13 +49,11 @@ if [ -n "$OTHER_JAR" ]; then
   [ -f "$OTHER_JAR" ] || { echo "bench: BENCH_OTHER_JAR $OTHER_JAR is not a file" >&2; exit 1; }
   VARIANTS+=(other)
 fi
-WORK=$(mktemp -d)
-pids=()
 
-# shellcheck source=scripts/bench-lib.sh
-source scripts/bench-lib.sh
 JVM_OPTS=${BENCH_JVM_OPTS:-$(role_jvm_opts)}
 
+pids=()
+WORK=$(mktemp -d)
 trap cleanup EXIT  # bench-lib.sh: stops the processes in pids, removes WORK
 bench_tools
 [ -f app/target/app.jar ] || scripts/build-app.sh

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 JAVA_HOME=$(scripts/java-home.sh)
 export JAVA_HOME
 goal=${1:-package}
+if [ $# -gt 1 ] || { [ "$goal" != package ] && [ "$goal" != verify ]; }; then
+  echo "usage: scripts/build-app.sh [package | verify]" >&2
+  exit 2
+fi
 if [ "$goal" = package ]; then
   exec mvn -B -q -DskipTests package
 fi

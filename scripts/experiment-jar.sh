@@ -9,7 +9,7 @@
 #                                                               patched class shows there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -lt 2 ] || [ ! -f "$1" ]; then
+if [ $# -lt 2 ] || [ $# -gt 3 ] || [ ! -f "$1" ] || { [ $# -eq 3 ] && [ "$3" != --compile-only ]; }; then
   echo "usage: scripts/experiment-jar.sh <patch file> <folder> [--compile-only]" >&2
   exit 2
 fi
