@@ -37,11 +37,15 @@ check_argument_specs() { python "$ROOT/scripts/check_roles.py" specs roles; }
 check_role_readmes() { python "$ROOT/scripts/check_roles.py" readmes roles; }
 # site.yml's placement play maps every unit the roles install to the group that runs it.
 check_placement() { python "$ROOT/scripts/check_placement.py" .; }
-# Every shell script git knows (*.sh, and .ci/run), following what they source (-x) from paths
+# Every shell script git knows (*.sh, and any other file whose first line runs sh or bash: .ci/run,
+# the systemd-unit-verify the common role ships), following what they source (-x) from paths
 # relative to each script (-P SCRIPTDIR), at ShellCheck's default severity (style included).
 check_shell() {
   local scripts
-  mapfile -t scripts < <(git -C "$ROOT" ls-files '*.sh' .ci/run)
+  mapfile -t scripts < <(cd "$ROOT" && git ls-files -z | while IFS= read -r -d '' f; do
+    [[ $f == *.sh || ( -f $f && $(head -n1 "$f") =~ ^\#!(/usr)?/bin/(env\ )?(ba)?sh([[:space:]]|$) ) ]] &&
+      printf '%s\n' "$f"
+  done)
   (cd "$ROOT" && shellcheck -x -P SCRIPTDIR "${scripts[@]}")
 }
 

@@ -5,10 +5,12 @@
 #                the benchmark's SDK floor (scripts/SpanCostFloor.java) against the jar; the
 #                benchmarks' experiment patches each applied to a copy and compiled
 #   2 lint       ansible-lint (production profile), argument specs = defaults, role READMEs =
-#                argument specs, lab versions = role defaults, and ansible-playbook --syntax-check
+#                argument specs, lab versions = role defaults, site.yml's placement play knows every
+#                unit, ShellCheck, and ansible-playbook --syntax-check (scripts/lint.sh)
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
 #   4 lab        lab-up, deploy (--diff), deploy again and a configure-only run (both must report
-#                changed=0 everywhere); not run when the artifacts stage failed
+#                changed=0 everywhere); not run when the artifacts stage failed, and verify not
+#                run when it failed
 #   5 verify     pytest on the lab: units, users, ports, /chain, log correlation, reboot,
 #                the tracing pipeline in all four modes, SPM and its on/off switch (ansible/tests)
 #                the defences: firewall, Cassandra and Prometheus logins, memory bounds, log modes,
@@ -21,6 +23,16 @@
 # Prints "<stage>: N passed, N failed" per stage, then the total, and exits non-zero on failure.
 # TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
 set -uo pipefail
+ALL_STAGES="maven lint artifacts lab verify vagrant"
+if (($# > 0)); then
+  echo "test.sh takes no arguments (got: $*); TEST_STAGES=\"<stages>\" limits the run to some of: $ALL_STAGES" >&2
+  exit 2
+fi
+STAGES=${TEST_STAGES:-$ALL_STAGES}  # unset or empty: every stage
+for stage in $STAGES; do
+  [[ " $ALL_STAGES " == *" $stage "* ]] ||
+    { echo "TEST_STAGES: unknown stage '$stage'; the stages are: $ALL_STAGES" >&2; exit 2; }
+done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=../ansible/lab/lab.env
@@ -29,7 +41,6 @@ cd "$ROOT" || exit 1
 . scripts/bench-lib.sh  # start_sink
 # shellcheck source=scripts/session-lib.sh
 . scripts/session-lib.sh  # stop_session
-STAGES=${TEST_STAGES:-maven lint artifacts lab verify vagrant}
 LOGS="$LAB_CACHE/test-logs"
 mkdir -p "$LOGS"
 declare -a SUMMARY=()
@@ -84,16 +95,16 @@ stage_prerequisites() {
   # procps: pkill and ps, with which stop_session stops a stage's processes.
   for pkg in maven curl git python3 procps; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
+    run apt-get update -qq && run apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
   fi
   if ! JAVA_HOME=$(scripts/java-home.sh 2>/dev/null); then
     # Debian 13 packages a JDK 21 and 25; Debian 12 none (its machines need one installed before).
     local jdk
-    apt-get update -qq || return 1
+    run apt-get update -qq || return 1
     for jdk in openjdk-25-jdk-headless openjdk-21-jdk-headless; do
       if [ -n "$(apt-cache policy "$jdk" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]; then
         echo "no JDK 21+: installing $jdk"
-        apt-get install -y -qq "$jdk" >/dev/null || return 1
+        run apt-get install -y -qq "$jdk" >/dev/null || return 1
         break
       fi
     done
@@ -101,7 +112,8 @@ stage_prerequisites() {
   fi
   export JAVA_HOME
   echo "JAVA_HOME=$JAVA_HOME"
-  VENV_BIN=$(scripts/venv.sh | tail -1) || return 1
+  run scripts/venv.sh >"$LOGS/venv.out" || return 1
+  VENV_BIN=$(tail -1 "$LOGS/venv.out")
   echo "venv: $VENV_BIN"
 }
 
@@ -132,9 +144,10 @@ PY
 bench_floor_smoke() {
   local port=18298 out rc=0
   start_sink "$port" "$LOGS/floor-sink.err" || return 1
-  out=$("$JAVA_HOME/bin/java" -cp app/target/app.jar scripts/SpanCostFloor.java \
-          "http://127.0.0.1:$port/v1/traces" "http://127.0.0.1:$((port + 1))/v1/traces" 1024 1 \
-          2>"$LOGS/floor.err") || rc=$?
+  run "$JAVA_HOME/bin/java" -cp app/target/app.jar scripts/SpanCostFloor.java \
+    "http://127.0.0.1:$port/v1/traces" "http://127.0.0.1:$((port + 1))/v1/traces" 1024 1 \
+    >"$LOGS/floor.out" 2>"$LOGS/floor.err" || rc=$?
+  out=$(<"$LOGS/floor.out")
   kill "$SINK_PID"
   wait "$SINK_PID" || true
   SINK_PID=""
@@ -147,19 +160,21 @@ bench_floor_smoke() {
 # Two benchmarks compare the service with a patched copy of it (scripts/experiments/*.patch, built by
 # scripts/experiment-jar.sh); check that each patch still applies to the working tree and compiles,
 # so that a change to the class it patches shows here rather than at the next benchmark.
+# The copy is a folder of the logs' (emptied before each patch), so that a run stopped meanwhile
+# leaves nothing in /tmp and the next run starts clean.
 bench_experiment_smoke() {
-  local patch copy rc=0
+  local patch copy="$LOGS/experiment-copy" rc=0
   : >"$LOGS/bench-experiment.log"
   for patch in scripts/experiments/*.patch; do
-    copy=$(mktemp -d)
-    if scripts/experiment-jar.sh "$patch" "$copy" --compile-only >>"$LOGS/bench-experiment.log" 2>&1; then
+    rm -rf "$copy"
+    if run scripts/experiment-jar.sh "$patch" "$copy" --compile-only >>"$LOGS/bench-experiment.log" 2>&1; then
       echo "bench experiment patch $patch: applies and compiles"
     else
       echo "bench experiment patch $patch: does not apply or compile (see $LOGS/bench-experiment.log)"
       rc=1
     fi
-    rm -rf "$copy"
   done
+  rm -rf "$copy"
   return "$rc"
 }
 
@@ -306,7 +321,11 @@ if wanted artifacts && ! stage_artifacts; then
   echo "the lab and vagrant up need the artifacts: lab, verify and vagrant not run (counted once, as the artifacts' failure)"
 else
   if wanted lab; then
-    if stage_lab && wanted verify; then stage_verify; fi
+    if stage_lab; then
+      wanted verify && stage_verify
+    elif wanted verify; then
+      echo "the lab stage failed: verify not run (counted once, as the lab's failure)"
+    fi
   elif wanted verify; then
     stage_verify
   fi
