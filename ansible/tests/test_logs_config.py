@@ -209,6 +209,23 @@ def test_rendered_units_keep_exposure_low(rendered, unit):
         assert "Overall exposure level" in lines[-1], result.stdout[-2000:]
 
 
+@pytest.mark.parametrize("unit", RATED_OFFLINE)
+def test_rendered_units_have_a_memory_bound(rendered, unit):
+    """As test_bounds.py checks on the running units: MemoryHigh below MemoryMax, no swap, for
+    the units the lab renders but does not run (and Prometheus's)."""
+    files = hosts_of(rendered, f"systemd/{unit}.service")
+    assert files
+    for host, f in files.items():
+        cp = configparser.ConfigParser(interpolation=None, strict=False)
+        cp.optionxform = str
+        cp.read_string(f.read_text())
+        svc = cp["Service"]
+        high, limit = (re.fullmatch(r"(\d+)M", svc[key]) for key in ("MemoryHigh", "MemoryMax"))
+        assert high and limit and 0 < int(high[1]) < int(limit[1]), \
+            f"{host} {unit}: MemoryHigh={svc['MemoryHigh']} MemoryMax={svc['MemoryMax']}"
+        assert svc.get("MemorySwapMax") == "0", f"{host} {unit}"
+
+
 def test_dashboard_json_is_valid():
     dash = json.loads((ROOT / "etc/grafana/dashboards/span-metrics.json").read_text())
     assert dash["uid"] and dash["title"] and dash["panels"]
@@ -810,7 +827,9 @@ def test_timestamp_location_is_a_variable(tmp_path):
 
 def test_alloy_stamps_entries_like_promtail(rendered):
     ts = timestamp_stage(rendered)
-    for host, f in hosts_of(rendered, "etc/alloy/config.alloy").items():
+    configs = hosts_of(rendered, "etc/alloy/config.alloy")
+    assert configs, "no Alloy config rendered"
+    for host, f in configs.items():
         text = f.read_text()
         blocks = alloy_blocks(alloy_tokens(text))
         processes = {k: v for k, v in blocks.items() if k[0] == "loki.process"}
@@ -827,7 +846,9 @@ def test_alloy_stamps_entries_like_promtail(rendered):
 def test_alloy_reads_new_files_from_their_start(rendered):
     """tail_from_end true skipped the apps' start-up lines on a fresh install; positions are kept in
     Alloy's storage folder, so restarts do not ship lines again either way."""
-    for host, f in hosts_of(rendered, "etc/alloy/config.alloy").items():
+    configs = hosts_of(rendered, "etc/alloy/config.alloy")
+    assert configs, "no Alloy config rendered"
+    for host, f in configs.items():
         blocks = alloy_blocks(alloy_tokens(f.read_text()))
         sources = {k: v for k, v in blocks.items() if k[0] == "loki.source.file"}
         assert sources

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -66,21 +67,33 @@ def prometheus_query(promql):
     return json.loads(body)["data"]["result"]
 
 
+# jaeger-query's rate window (its ratePer, also the [range] of the PromQL rate() it builds).
+RATE_WINDOW_S = 60
+
+
 def jaeger_metrics(kind, **params):
-    query = {"service": "app-a", "lookback": 900000, "step": 15000, "ratePer": 60000, **params}
+    query = {"service": "app-a", "lookback": 900000, "step": 15000, "ratePer": RATE_WINDOW_S * 1000, **params}
     url = f"http://{addr(QUERY_HOST)}:16686/api/metrics/{kind}?" + urllib.parse.urlencode(query)
     status, body = http_get(url, timeout=30)
     assert status == 200, f"jaeger-query {kind} answered {status}: {body[:300]}"
     return json.loads(body)
 
 
-def point_values(family):
-    """Every numeric value of a metrics API answer (one family, several series)."""
+def point_time(point):
+    """A metric point's timestamp (RFC 3339, nanoseconds and all) in seconds since the epoch."""
+    stamp = re.sub(r"(\.\d{6})\d*", r"\1", point["timestamp"])  # fromisoformat takes microseconds
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def point_values(family, since):
+    """Every numeric value of a metrics API answer (one family, several series) at points whose
+    whole rate window lies after `since` (seconds since the epoch): what earlier tests' traffic
+    left in the counters is outside their windows."""
     values = []
     for series in family.get("metrics") or []:
         for point in series.get("metricPoints") or []:
             gauge = point.get("gaugeValue") or {}
-            if "doubleValue" in gauge:
+            if "doubleValue" in gauge and point_time(point) >= since + RATE_WINDOW_S:
                 values.append(float(gauge["doubleValue"]))
     return values
 
@@ -115,9 +128,11 @@ def calls(service, **labels):
 def load():
     """Runs the bounded load on the lab apps, then ERROR_TESTS more /error_test calls on each
     app. Returns the calls counted before it ({service: calls}, and app-a's ERROR calls), so
-    that the tests see this load counted, not what earlier tests' traffic left in the counters."""
+    that the tests see this load counted, not what earlier tests' traffic left in the counters,
+    and when it started ("start")."""
     before = {service: calls(service) for service in SERVICES}
     before["app-a errors"] = calls("app-a", status_code="STATUS_CODE_ERROR")
+    before["start"] = time.time()
     apps = [app_url(app) for _, app in APP_PLACEMENTS]
     proc = subprocess.run(
         [str(ROOT / "scripts" / "load.sh"), "-n", "2", "-t", "150", "-p", "1", *apps],
@@ -177,18 +192,21 @@ def test_duration_histogram_has_the_jaeger_name(load):
     )
 
 
+def metrics_of_the_load(kind, load, **params):
+    """jaeger-query's `kind` family for app-a, once it has a point above 0 whose rate window lies
+    after the load started."""
+    def answer():
+        family = jaeger_metrics(kind, **params)
+        return family if any(v > 0 for v in point_values(family, load["start"])) else None
+    return wait_until(f"jaeger-query {kind} of app-a above 0 after the load", answer)
+
+
 def test_jaeger_monitor_calls(load):
-    family = wait_until("jaeger-query calls for app-a",
-                        lambda: point_values(jaeger_metrics("calls")) and jaeger_metrics("calls"))
-    assert family["name"] == "service_call_rate"
-    assert any(v > 0 for v in point_values(family))
+    assert metrics_of_the_load("calls", load)["name"] == "service_call_rate"
 
 
 def test_jaeger_monitor_latencies(load):
-    family = wait_until("jaeger-query p95 latencies for app-a",
-                        lambda: point_values(jaeger_metrics("latencies", quantile=0.95))
-                        and jaeger_metrics("latencies", quantile=0.95))
-    assert family["name"] == "service_latencies"
+    assert metrics_of_the_load("latencies", load, quantile=0.95)["name"] == "service_latencies"
 
 
 def test_error_test_calls_are_counted_as_errors(load):
@@ -199,8 +217,7 @@ def test_error_test_calls_are_counted_as_errors(load):
 
 
 def test_jaeger_monitor_errors_after_error_test(load):
-    values = wait_until("a non-zero error rate for app-a",
-                        lambda: [v for v in point_values(jaeger_metrics("errors")) if v > 0])
+    values = point_values(metrics_of_the_load("errors", load), load["start"])
     assert max(values) <= 1.0  # a fraction of the calls
 
 
