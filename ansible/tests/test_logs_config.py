@@ -172,15 +172,22 @@ def test_grafana_secret_key_is_generated_not_the_default(rendered):
     assert "lookup('generated_secret', 'grafana-secret-key'" in derived and "grafana_secret_key_file" in derived
 
 
-@pytest.mark.parametrize("unit", sorted(UNITS))
-def test_units_parse_and_are_hardened(rendered, unit):
+def rendered_unit(rendered, unit):
+    """{host: (file, its [Service] section)} of each rendered copy of a unit; at least one."""
     files = hosts_of(rendered, f"systemd/{unit}.service")
-    assert files
+    assert files, f"no {unit}.service rendered"
+    sections = {}
     for host, f in files.items():
         cp = configparser.ConfigParser(interpolation=None, strict=False)
         cp.optionxform = str
         cp.read_string(f.read_text())
-        svc = cp["Service"]
+        sections[host] = (f, cp["Service"])
+    return sections
+
+
+@pytest.mark.parametrize("unit", sorted(UNITS))
+def test_units_parse_and_are_hardened(rendered, unit):
+    for host, (f, svc) in rendered_unit(rendered, unit).items():
         assert svc["User"] == unit and svc["Group"] == unit
         for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
                            "ProtectHome": "yes", "RestrictSUIDSGID": "yes", "LockPersonality": "yes",
@@ -213,13 +220,7 @@ def test_rendered_units_keep_exposure_low(rendered, unit):
 def test_rendered_units_have_a_memory_bound(rendered, unit):
     """As test_bounds.py checks on the running units: MemoryHigh below MemoryMax, no swap, for
     the units the lab renders but does not run (and Prometheus's)."""
-    files = hosts_of(rendered, f"systemd/{unit}.service")
-    assert files
-    for host, f in files.items():
-        cp = configparser.ConfigParser(interpolation=None, strict=False)
-        cp.optionxform = str
-        cp.read_string(f.read_text())
-        svc = cp["Service"]
+    for host, (_, svc) in rendered_unit(rendered, unit).items():
         high, limit = (re.fullmatch(r"(\d+)M", svc[key]) for key in ("MemoryHigh", "MemoryMax"))
         assert high and limit and 0 < int(high[1]) < int(limit[1]), \
             f"{host} {unit}: MemoryHigh={svc['MemoryHigh']} MemoryMax={svc['MemoryMax']}"
