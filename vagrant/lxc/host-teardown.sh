@@ -11,6 +11,8 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=../../ansible/lab/lib/rootfs.sh
+. "$VLXC_ROOT/ansible/lab/lib/rootfs.sh"  # unmount_under
 
 trap 'rc=$?; ((rc == 0)) || log "host-teardown.sh failed (exit $rc); something may be left: run it again" >&2' EXIT
 
@@ -45,15 +47,6 @@ remove_bridge() {
   local port
   for port in $(bridge_ports "$VAGRANT_LXC_BRIDGE"); do ip link del dev "$port" 2>/dev/null || true; done
   ! ip link show dev "$VAGRANT_LXC_BRIDGE" >/dev/null 2>&1 || ip link del dev "$VAGRANT_LXC_BRIDGE"
-}
-
-# A box build stopped during debootstrap leaves its proc and sys mounts in the tree.
-unmount_box_tree() {
-  local mnt
-  for mnt in $(mounts_under "$VLXC_CACHE"); do
-    log "unmounting $mnt (left by an interrupted box build)"
-    umount -l "$mnt"
-  done
 }
 
 restore_ip_forward() {
@@ -99,7 +92,8 @@ main() {
   run_stage_and_go_on "lxc-net" stop_lxc_net
   run_stage_and_go_on "private network bridge" remove_bridge
   run_stage_and_go_on "ip_forward" restore_ip_forward
-  run_stage_and_go_on "box tree mounts" unmount_box_tree
+  # A box build stopped during debootstrap leaves its proc and sys mounts in the tree.
+  run_stage_and_go_on "box tree mounts" unmount_under "$VLXC_CACHE"
   run_stage_and_go_on "keep logs" keep_logs
   ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$VLXC_STATE"
   run_stage_and_go_on "check" report_leftovers

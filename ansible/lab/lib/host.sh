@@ -102,20 +102,23 @@ LAB_APT_BACKENDS=/etc/apt-cacher-ng/backends_debian
 # or a mark that there was none.
 save_apt_backends() {
   [[ ! -e $LAB_STATE/backends_debian.orig && ! -e $LAB_STATE/backends_debian.none ]] || return 0
-  if [[ -e $1 ]]; then cp -p "$1" "$LAB_STATE/backends_debian.orig"; else touch "$LAB_STATE/backends_debian.none"; fi
+  if [[ -e $LAB_APT_BACKENDS ]]; then
+    cp -p "$LAB_APT_BACKENDS" "$LAB_STATE/backends_debian.orig"
+  else
+    touch "$LAB_STATE/backends_debian.none"
+  fi
 }
 
 # Puts backends_debian back as save_apt_backends found it (after the apt proxy stopped: it reads
 # the file at start only).
 restore_apt_backends() {
-  local backends=$LAB_APT_BACKENDS
   if [[ -e $LAB_STATE/backends_debian.orig ]]; then
-    cp -p "$LAB_STATE/backends_debian.orig" "$backends"
+    cp -p "$LAB_STATE/backends_debian.orig" "$LAB_APT_BACKENDS"
     rm -f "$LAB_STATE/backends_debian.orig"
-    log "$backends restored"
+    log "$LAB_APT_BACKENDS restored"
   elif [[ -e $LAB_STATE/backends_debian.none ]]; then
-    rm -f "$backends" "$LAB_STATE/backends_debian.none"
-    log "$backends removed (there was none)"
+    rm -f "$LAB_APT_BACKENDS" "$LAB_STATE/backends_debian.none"
+    log "$LAB_APT_BACKENDS removed (there was none)"
   fi
 }
 
@@ -127,7 +130,7 @@ start_apt_proxy() {
   # Without this file apt-cacher-ng forwards Debian requests to its packaged default backend,
   # which may be unreachable here ("503 Host not found").
   if [[ "$(cat "$backends" 2>/dev/null)" != "$mirror/" ]]; then
-    save_apt_backends "$backends"
+    save_apt_backends
     echo "$mirror/" >"$backends"
     log "$backends -> $mirror/"
   fi
