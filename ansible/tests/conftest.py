@@ -106,6 +106,9 @@ GROUPS = inventory_groups()
 # Highest overall exposure `systemd-analyze security` may rate a unit, in its tenths (20 = 2.0;
 # the scale ends at 10.0 "UNSAFE"). The app units rate 1.1, the Go services 1.5.
 MAX_EXPOSURE = 20
+# The backends that run under the roles' own units in the lab, each from a release's binary (the
+# lab runs Cassandra outside its role's unit, and Loki, Grafana, Promtail, Alloy not at all).
+LAB_BACKEND_UNITS = {"otel-collector", "jaeger-collector", "jaeger-query", "prometheus"}
 # (host, app instance) pairs, e.g. ("node1", "app-a").
 APP_PLACEMENTS = [(h, a) for h, v in sorted(INVENTORY_HOSTS.items()) for a in v["apps"]]
 

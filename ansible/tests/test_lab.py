@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, MAX_EXPOSURE, STACK_UNITS, addr, app_url, deploy_lab, deploy_with_port_held, env_file,
+from conftest import (FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS, MAX_EXPOSURE, STACK_UNITS, addr, app_url, deploy_lab, deploy_with_port_held, env_file,
                       http_get, http_get_on, ssh)
 
 HEALTH_PATH = "/observe/health"
@@ -68,10 +68,8 @@ def test_runs_as_own_non_root_user(hosts, placement):
     assert proc_comm == "java", f"{app}'s main process is {proc_comm!r}, not java"
 
 
-# What runs in the lab: the backends with a unit of their own there (the lab runs Cassandra
-# outside the role's unit) and every app instance of the inventory.
-LAB_RUNNING_UNITS = ({"jaeger-collector", "jaeger-query", "otel-collector", "prometheus"}
-                     | {app for apps in INVENTORY_HOSTS.values() for app in apps["apps"]})
+# What runs in the lab: its backends' units and every app instance of the inventory.
+LAB_RUNNING_UNITS = LAB_BACKEND_UNITS | {app for apps in INVENTORY_HOSTS.values() for app in apps["apps"]}
 
 
 def running_units(hosts, inventory):

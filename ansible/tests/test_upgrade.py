@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple, Optional
 import pytest
 import yaml
 
-from conftest import (ANSIBLE_DIR, GROUPS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get, http_get_on,
+from conftest import (ANSIBLE_DIR, GROUPS, LAB_BACKEND_UNITS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get, http_get_on,
                       prometheus_auth_header)
 
 
@@ -360,7 +360,7 @@ def test_units_that_run_a_replaced_binary_are_restarted_with_the_links_in_place(
     before = release_processes(hosts)
     # Each of them, so that none drops out unseen (release_processes keeps only what runs a
     # release's binary).
-    assert {unit for _, unit in before} == {"otel-collector", "jaeger-collector", "jaeger-query", "prometheus"}, before
+    assert {unit for _, unit in before} == LAB_BACKEND_UNITS, before
     try:
         for name, exe in sorted({(name, exe) for (name, _), (_, exe) in before.items()}):
             run_on(hosts[name], f"cp -p {exe} {exe}.new && mv {exe}.new {exe}")
