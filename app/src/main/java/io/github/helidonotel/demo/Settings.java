@@ -77,6 +77,7 @@ public record Settings(ExportMode mode,
     static final int DEFAULT_EXPORT_BATCH_SIZE = 512;
     /** Helidon's value for "no limit" of requests or connections. */
     static final int NO_LIMIT = -1;
+    private static final String DEFAULT_SERVICE_NAME = "app";
     /**
      * Far above what the demo's traffic needs (the benchmark keeps 16 requests in flight), and low
      * enough that a flood of {@code /random_sleep} or {@code /chain}, whose requests wait seconds,
@@ -122,7 +123,7 @@ public record Settings(ExportMode mode,
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1,
                                            MAX_EXPORT_QUEUE_SIZE);
         Optional<String> configuredServiceName = valueIfSet(env, "OTEL_SERVICE_NAME");
-        String serviceName = nonBlank("OTEL_SERVICE_NAME", configuredServiceName.orElse("app"));
+        String serviceName = serviceName(serviceNameOf(env));
         int maxConcurrentRequests = limit(env, "MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
         int maxTcpConnections = limit(env, "MAX_TCP_CONNECTIONS", DEFAULT_MAX_TCP_CONNECTIONS);
         requireMoreConnectionsThanRequests(env, maxConcurrentRequests, maxTcpConnections);
@@ -145,6 +146,15 @@ public record Settings(ExportMode mode,
                             TraceSampler.fromEnvironment(env),
                             maxConcurrentRequests,
                             maxTcpConnections);
+    }
+
+    /**
+     * The service name as {@code OTEL_SERVICE_NAME} gives it, not checked yet: {@code app} when it
+     * is unset or empty. The log lines print it from the first line on, before these settings are
+     * read ({@link ServiceNameConverter}).
+     */
+    static String serviceNameOf(Map<String, String> env) {
+        return valueIfSet(env, "OTEL_SERVICE_NAME").orElse(DEFAULT_SERVICE_NAME);
     }
 
     /**
@@ -245,13 +255,16 @@ public record Settings(ExportMode mode,
 
     /** At most the queue size: the SDK would cut a larger one down to it with only a warning. */
     private static int exportBatchSize(Map<String, String> env, int queueSize) {
-        int batchSize = (int) number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                                     Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize), 1);
-        if (batchSize > queueSize) {
-            throw new SettingsException("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+        String variable = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+        if (isUnsetOrBlank(env, variable)) {
+            return Math.min(DEFAULT_EXPORT_BATCH_SIZE, queueSize);
+        }
+        try {
+            return (int) wholeNumber(variable, env.get(variable), 1, queueSize);
+        } catch (SettingsException e) {
+            throw new SettingsException(variable, env.get(variable),
                                         "a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE (" + queueSize + ")");
         }
-        return batchSize;
     }
 
     /**
@@ -350,9 +363,7 @@ public record Settings(ExportMode mode,
 
     /** {@code value} of {@code variable} as a whole number from {@code min} to {@code max}; blank is refused. */
     private static long wholeNumber(String variable, String value, long min, long max) {
-        String accepted = max == Integer.MAX_VALUE
-                ? "a whole number, " + min + " or more"
-                : "a whole number from " + min + " to " + max;
+        String accepted = "a whole number from " + min + " to " + max;
         try {
             long number = Long.parseLong(value.strip());
             if (number < min || number > max) {
@@ -373,16 +384,17 @@ public record Settings(ExportMode mode,
         try {
             return (int) number(env, variable, fallback, 1);
         } catch (SettingsException e) {
-            throw new SettingsException(variable, value, "a whole number, 1 or more, or -1 for no limit");
+            throw new SettingsException(variable, value,
+                                        "a whole number from 1 to " + Integer.MAX_VALUE + ", or -1 for no limit");
         }
     }
 
     /**
-     * Spaces around the name are refused rather than trimmed: logback.xml prints the variable as
-     * written (its conditions cannot trim), so a trimmed name would make the spans'
-     * {@code service.name} differ from the log lines' {@code resource.service.name}.
+     * Spaces around the name are refused rather than trimmed: they are a slip, and the log lines
+     * print the name as written ({@link ServiceNameConverter}), like the spans.
      */
-    private static String nonBlank(String variable, String value) {
+    private static String serviceName(String value) {
+        String variable = "OTEL_SERVICE_NAME";
         if (value.isBlank()) {
             throw new SettingsException(variable, value, "a non-empty name, e.g. app-a");
         }

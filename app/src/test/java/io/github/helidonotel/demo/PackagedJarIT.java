@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import static org.hamcrest.MatcherAssert.assertThat;
 import static org.hamcrest.Matchers.allOf;
@@ -53,6 +54,9 @@ class PackagedJarIT {
             + "\\[trace_id=(\\w+) span_id=(\\w+) resource.service.name=([\\w-]+) trace_sampled=(True|False)] - (.*)");
     /** The request line and status of an access line (Helidon's access log, "%h %r %s %b %D"). */
     private static final Pattern ACCESS_LINE = Pattern.compile("\\S+ \"(GET \\S+) HTTP/1.1\" (\\d{3}) \\d+ \\d+");
+
+    /** The trace id of a caller's well-formed traceparent in these tests. */
+    private static final String CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 
     private final List<Process> processes = new ArrayList<>();
 
@@ -251,19 +255,65 @@ class PackagedJarIT {
         assertThat(printed, containsString("listening on port " + port + ", MODE=none\n"));
     }
 
-    /** The request is served in a new trace (W3C Trace Context), and the log says why. */
-    @Test
-    void aMalformedTraceparentIsNamedInTheLog() throws Exception {
+    /**
+     * Malformed in each way W3C Trace Context names: the request is served in a new trace, and one
+     * WARN line in that trace names the value (OpenTelemetry's propagator itself said something
+     * about the first form only, without the value and outside any trace). A well-formed one is
+     * taken without a word.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {
+            "00-not-a-trace-id-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473z-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+    })
+    void aMalformedTraceparentIsNamedInTheLogInTheNewTrace(String traceparent) throws Exception {
         int port = Instances.freePort();
         Path output = logs.resolve("malformed-traceparent.out");
         startJar(Map.of("MODE", "otel-collector-http", "EXPOSE_PORT", Integer.toString(port),
                         "OTEL_HTTP_ENDPOINT", "http://127.0.0.1:" + Instances.freePort() + "/v1/traces"), output);
         awaitHealthy(port);
-        assertThat(Files.readString(output), not(containsString("Unparseable traceparent")));
-        assertThat(Instances.get(port, "/", "traceparent", "00-not-a-trace-id-01").statusCode(), is(200));
-        assertThat(Files.readString(output),
-                   containsString("DEBUG [io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator]"));
-        assertThat(Files.readString(output), containsString("- Unparseable traceparent header."));
+        String wellFormed = "00-" + CALLER_TRACE_ID + "-00f067aa0ba902b7-01";
+        assertThat(Instances.get(port, "/", "traceparent", wellFormed).statusCode(), is(200));
+        assertThat(Instances.get(port, "/", "traceparent", traceparent).statusCode(), is(200));
+
+        List<Matcher> reports = new ArrayList<>();
+        for (String line : Files.readAllLines(output, StandardCharsets.UTF_8)) {
+            Matcher matcher = LOG_CONTEXT.matcher(line);
+            if (line.contains("traceparent") && matcher.find()) {
+                reports.add(matcher);
+            }
+        }
+        assertThat(reports, hasSize(1));
+        Matcher report = reports.getFirst();
+        assertThat(report.group(1), is("WARN"));
+        assertThat(report.group(6), is("malformed traceparent '" + traceparent
+                                           + "' ignored: the request starts a new trace"));
+        String newTrace = report.group(2);
+        assertThat(newTrace, allOf(not("0"), not(CALLER_TRACE_ID)));
+        assertThat(logLine(output, "Hello World", newTrace).group(5), is("True"));
+        assertThat("the well-formed one was continued",
+                   logLine(output, "Hello World", CALLER_TRACE_ID).group(5), is("True"));
+    }
+
+    /**
+     * Printed as written, as the spans have it: logback read {@code %}, {@code )}, backslashes,
+     * braces and {@code :-} in a name pasted into its pattern as syntax (see ServiceNameConverter).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"app%", "app%level", "shop(eu)", "a${HOME}b", "a\\b", "x:-y", "shop(eu a$b:c/d"})
+    void aServiceNameIsPrintedAsWritten(String name) throws Exception {
+        int port = Instances.freePort();
+        Path output = logs.resolve("name.out");
+        startJar(Map.of("MODE", "none", "EXPOSE_PORT", Integer.toString(port), "OTEL_SERVICE_NAME", name), output);
+        awaitHealthy(port);
+        assertThat(Instances.get(port, "/").statusCode(), is(200));
+        String printed = Files.readString(output);
+        assertThat(printed, containsString(" resource.service.name=" + name + " trace_sampled=False] - "
+                                                   + name + " listening on port " + port));
+        assertThat(printed, containsString(" resource.service.name=" + name + " trace_sampled=False] - Hello World\n"));
     }
 
     /** Both senders: OkHttp's for gRPC, the JDK's for HTTP (see JdkHttpSenderLoader). */

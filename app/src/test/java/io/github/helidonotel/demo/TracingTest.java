@@ -223,20 +223,21 @@ class TracingTest {
     @Test
     void modeNoneServesWithoutTracing() throws Exception {
         int port = Instances.freePort();
-        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.GRPC)) {
-            // Every endpoint variable points at the receiver (the HTTP ones as a traces URL, which
-            // Settings requires of them in any mode), so only MODE keeps spans away.
+        try (OtlpReceiver grpcReceiver = OtlpReceiver.start(ExportMode.Protocol.GRPC);
+             OtlpReceiver httpReceiver = OtlpReceiver.start(ExportMode.Protocol.HTTP)) {
+            // Every endpoint variable points at a receiver of its protocol, so that a span exported
+            // in any mode would arrive: only MODE keeps them away.
             Map<String, String> env = new HashMap<>(Map.of("MODE", "none"));
             for (ExportMode mode : ExportMode.values()) {
-                String endpoint = mode.protocol() == ExportMode.Protocol.GRPC
-                        ? receiver.endpoint() : "http://" + receiver.endpoint() + "/v1/traces";
-                mode.endpointVariable().ifPresent(variable -> env.put(variable, endpoint));
+                OtlpReceiver receiver = mode.protocol() == ExportMode.Protocol.GRPC ? grpcReceiver : httpReceiver;
+                mode.endpointVariable().ifPresent(variable -> env.put(variable, receiver.endpoint()));
             }
             try (DemoServer ignored = start(port, env)) {
                 assertThat(Instances.get(port, "/").body(), is("{\"Hello\":\"World\"}"));
             }
             // close() has flushed whatever the instance had recorded
-            assertThat(receiver.spans(), hasSize(0));
+            assertThat(grpcReceiver.spans(), hasSize(0));
+            assertThat(httpReceiver.spans(), hasSize(0));
         }
     }
 
