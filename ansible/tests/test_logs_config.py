@@ -861,7 +861,10 @@ def test_alloy_reads_new_files_from_their_start(rendered):
 
 def test_alloy_config_is_checked_by_alloy_validate():
     """`alloy fmt` checks syntax only; `alloy validate` (Alloy 1.9 and later; the role pins 1.11.3)
-    also checks component names and arguments. It runs with the stability level the unit uses."""
+    also checks component names, references and the arguments' names and types, but not what a
+    component checks only when it is built, such as whether a regex compiles (the role's preflight
+    compiles alloy_multiline_firstline and alloy_line_regex). It runs with the stability level the
+    unit uses."""
     tasks = yaml.safe_load((ANSIBLE_DIR / "roles/alloy/tasks/configure.yml").read_text())
     (task,) = [t for t in tasks if str(t.get("ansible.builtin.template", {}).get("dest", "")).endswith("config.alloy")]
     validate = task["ansible.builtin.template"]["validate"]
