@@ -147,7 +147,7 @@ jvm_options() {
 wait_cql() {
   local deadline=$((SECONDS + LAB_CASSANDRA_WAIT)) start=$SECONDS
   until cql_answers; do
-    pid_alive "$LAB_STATE/cassandra.pid" ||
+    daemon_alive cassandra ||
       { tail -n 40 "$LAB_STATE/cassandra.log" >&2 2>/dev/null; die "Cassandra exited (log: $LAB_STATE/cassandra.log)"; }
     ((SECONDS < deadline)) ||
       { tail -n 40 "$LAB_STATE/cassandra.log" >&2; die "CQL did not answer on $CASSANDRA_ADDR:$CQL_PORT within ${LAB_CASSANDRA_WAIT}s"; }
@@ -160,7 +160,7 @@ start_cassandra() {
   local netns java opts=()
   netns=$(host_netns "$LAB_CASSANDRA_HOST")
   [[ -e /run/netns/$netns ]] || die "network namespace $netns missing: run ansible/lab/up.sh first"
-  if pid_alive "$LAB_STATE/cassandra.pid" CassandraDaemon; then
+  if daemon_alive cassandra; then
     log "Cassandra already running (pid $(<"$LAB_STATE/cassandra.pid"))"
     return 0
   fi
@@ -183,7 +183,7 @@ main() {
       ;;
     stop) run_stage "cassandra stop" stop_daemon cassandra ;;
     wait) run_stage "cassandra wait" wait_cql ;;
-    status) pid_alive "$LAB_STATE/cassandra.pid" CassandraDaemon && cql_answers ;;
+    status) daemon_alive cassandra && cql_answers ;;
     *) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }

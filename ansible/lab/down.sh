@@ -46,15 +46,19 @@ remove_host_trees() {
 }
 
 # Every daemon started with start_daemon (lib/host.sh) has $LAB_STATE/NAME.pid: the apt proxy,
-# the artifact mirror, and those other lab scripts start (cassandra.sh).
+# the artifact mirror, and those other lab scripts start (cassandra.sh). HOST.supervisor.pid and
+# HOST.nspawn.pid are the hosts' (stop_hosts). Fails when one of them could not be stopped.
 stop_helpers() {
-  local f name
+  local f name pid pids=() rc=0
   for f in "$LAB_STATE"/*.pid; do
     [[ -e $f ]] || continue
     name=$(basename "$f" .pid)
+    [[ $name != *.* ]] || continue
     stop_daemon "$name" &
+    pids+=("$!")
   done
-  wait
+  for pid in "${pids[@]+"${pids[@]}"}"; do wait "$pid" || rc=1; done
+  return "$rc"
 }
 
 keep_logs() {

@@ -123,7 +123,7 @@ main() {
     log "box $VAGRANT_LXC_BOX is current ($(box_recipe | cut -d' ' -f1-3))"
     return 0
   fi
-  pid_alive "$VLXC_STATE/apt-cacher-ng.pid" || die "no apt proxy: run vagrant/lxc/host-setup.sh first"
+  daemon_alive apt-cacher-ng || die "no apt proxy: run vagrant/lxc/host-setup.sh first"
   run_stage "base tree (debootstrap)" build_base_rootfs
   run_stage "box $VAGRANT_LXC_BOX" build_box
 }

@@ -79,19 +79,48 @@ wait_for_port() {
   done
 }
 
+# daemon_comm NAME: what the command line of the helper daemon NAME contains (pid_alive's COMM).
+# A pid file left by a killed run may name a process that has taken its pid since: that one must
+# neither pass for the daemon (start_daemon would not start it) nor be killed (stop_daemon). As each
+# is started: the apt proxy is apt-cacher-ng itself, the mirror python3 -m http.server, Cassandra
+# (cassandra.sh) java, which `ip netns exec` execs.
+daemon_comm() {
+  case $1 in
+    apt-cacher-ng) echo apt-cacher-ng ;;
+    artifact-mirror) echo http.server ;;
+    cassandra) echo org.apache.cassandra.service.CassandraDaemon ;;
+    *) return 1 ;;
+  esac
+}
+
+# daemon_alive NAME: $LAB_STATE/NAME.pid names a running process of that daemon's command.
+daemon_alive() {
+  local comm
+  comm=$(daemon_comm "$1") || die "helper daemon $1: its command is unknown (add it to daemon_comm)"
+  pid_alive "$LAB_STATE/$1.pid" "$comm"
+}
+
 # start_daemon NAME COMMAND...: starts a helper daemon in its own session, logs to
 # $LAB_STATE/NAME.log, pid in $LAB_STATE/NAME.pid; does nothing when it already runs.
 start_daemon() {
-  local name=$1
+  local name=$1 pid i
   shift
-  if pid_alive "$LAB_STATE/$name.pid"; then
+  if daemon_alive "$name"; then
     log "$name already running (pid $(<"$LAB_STATE/$name.pid"))"
     return 0
   fi
+  [[ ! -s $LAB_STATE/$name.pid ]] || log "$name: its pid file names no $name process (an earlier run's): starting it"
   # setsid runs in place here (a background job is no process-group leader), so $! is the daemon.
   setsid "$@" >>"$LAB_STATE/$name.log" 2>&1 </dev/null &
-  echo $! >"$LAB_STATE/$name.pid"
-  log "$name started (pid $!)"
+  pid=$!
+  echo "$pid" >"$LAB_STATE/$name.pid"
+  # Until setsid (and ip netns exec) have exec'd the command, $pid does not look like the daemon:
+  # wait for that (bounded), so that daemon_alive tells from here on whether it runs.
+  for ((i = 0; i < 50; i++)); do
+    if daemon_alive "$name" || ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  log "$name started (pid $pid)"
 }
 
 # Where the Debian apt-cacher-ng package keeps its Debian upstream (the proxy reads it at start).
@@ -139,8 +168,7 @@ start_apt_proxy() {
     "CacheDir=$LAB_CACHE/apt-cacher-ng" "LogDir=$LAB_STATE/apt-cacher-ng" \
     "PidFile=$LAB_STATE/apt-cacher-ng/acng.pid" "SocketPath=$LAB_STATE/apt-cacher-ng/acng.socket" \
     "BindAddress=$LAB_BRIDGE_ADDR" "Port=$LAB_APT_PROXY_PORT"
-  if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_APT_PROXY_PORT" 30 &&
-    pid_alive "$LAB_STATE/apt-cacher-ng.pid"; }; then
+  if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_APT_PROXY_PORT" 30 && daemon_alive apt-cacher-ng; }; then
     tail -n 20 "$LAB_STATE/apt-cacher-ng.log" >&2
     die "apt-cacher-ng did not start; if another one (the packaged service) holds port" \
       "$LAB_APT_PROXY_PORT, stop it or set ${LAB_APT_PROXY_PORT_SETTING:-LAB_APT_PROXY_PORT}"
@@ -153,8 +181,7 @@ start_artifact_mirror() {
   mkdir -p "$LAB_MIRROR_DIR"
   start_daemon artifact-mirror python3 -m http.server --bind "$LAB_BRIDGE_ADDR" \
     --directory "$LAB_MIRROR_DIR" "$LAB_MIRROR_PORT"
-  if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" 30 &&
-    pid_alive "$LAB_STATE/artifact-mirror.pid"; }; then
+  if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" 30 && daemon_alive artifact-mirror; }; then
     tail -n 20 "$LAB_STATE/artifact-mirror.log" >&2
     die "artifact mirror did not start"
   fi
@@ -171,12 +198,29 @@ stop_ssh_masters() {
   done
 }
 
-# stop_daemon NAME: SIGTERM, bounded wait, SIGKILL; removes the pid file.
+# stop_daemon NAME: SIGTERM, bounded wait, SIGKILL; removes the pid file. A pid file that names
+# no process of the daemon's command is removed, and that process left alone. Fails, keeping the
+# pid file, when the daemon still runs.
 stop_daemon() {
-  local name=$1
-  if pid_alive "$LAB_STATE/$name.pid"; then
-    terminate "$(<"$LAB_STATE/$name.pid")" 10 "$name"
-    log "stopped $name"
+  local name=$1 pidfile="$LAB_STATE/$1.pid" i
+  if ! daemon_comm "$name" >/dev/null; then
+    warn "$pidfile: $name is no helper daemon this lab knows (daemon_comm); its process is left alone"
+    return 1
   fi
-  rm -f "$LAB_STATE/$name.pid"
+  if daemon_alive "$name"; then
+    terminate "$(<"$pidfile")" 10 "$name"
+    # (A SIGKILL takes effect a moment later.)
+    for ((i = 0; i < 10; i++)); do
+      daemon_alive "$name" || break
+      sleep 0.2
+    done
+    if daemon_alive "$name"; then
+      warn "$name (pid $(<"$pidfile")) still runs after SIGKILL"
+      return 1
+    fi
+    log "stopped $name"
+  elif [[ -s $pidfile ]]; then
+    log "$name was not running ($pidfile names no $name process: left alone)"
+  fi
+  rm -f "$pidfile"
 }
