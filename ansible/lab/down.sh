@@ -71,13 +71,15 @@ keep_logs() {
 }
 
 report_leftovers() {
-  local left=() r
+  local left=() r helpers
   ip netns list 2>/dev/null | grep -q "^$LAB_NETNS_PREFIX" && left+=("netns")
   ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 && left+=("bridge $LAB_BRIDGE")
   grep -qE " ($LAB_CACHE|$LAB_STATE)[/ ]" /proc/mounts && left+=("mounts")
   pgrep -f "systemd-nspawn .*--directory=$LAB_CACHE/rootfs/" >/dev/null && left+=("systemd-nspawn processes")
   [[ -z $(ss -Htn state established "dst $LAB_NET_PREFIX.0/24") ]] || left+=("connections to $LAB_NET_PREFIX.0/24")
   for r in $(cgroup_roots); do [[ ! -d $r/$LAB_CGROUP_NAME ]] || left+=("cgroup $r/$LAB_CGROUP_NAME"); done
+  helpers=$(helper_daemons_left | paste -sd, -)
+  [[ -z $helpers ]] || left+=("helper daemons: $helpers")
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
   log "nothing left behind"
 }

@@ -67,7 +67,7 @@ keep_logs() {
 
 # What host-setup.sh (and a run of the Vagrantfile) could leave behind.
 report_leftovers() {
-  local left=()
+  local left=() helpers
   [[ -z $(running_containers) ]] || left+=("containers $(running_containers | tr '\n' ' ')")
   if [[ -f $VLXC_STATE/lxc-net.started || ! -f /run/lxc/network_up ]]; then
     ip link show dev lxcbr0 >/dev/null 2>&1 && left+=("bridge lxcbr0")
@@ -77,7 +77,11 @@ report_leftovers() {
   fi
   ip link show dev "$VAGRANT_LXC_BRIDGE" >/dev/null 2>&1 && left+=("bridge $VAGRANT_LXC_BRIDGE")
   [[ -z $(mounts_under "$VLXC_CACHE") ]] || left+=("mounts under $VLXC_CACHE")
-  compgen -G "$VLXC_STATE/*.pid" >/dev/null && left+=("helper daemons ($VLXC_STATE)")
+  # A pid file is left only where stop_daemon failed; helper_daemons_left also finds those whose
+  # pid files are gone.
+  compgen -G "$VLXC_STATE/*.pid" >/dev/null && left+=("pid files of helper daemons ($VLXC_STATE)")
+  helpers=$(helper_daemons_left | paste -sd, -)
+  [[ -z $helpers ]] || left+=("helper daemons: $helpers")
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
   log "nothing left behind (ip_forward $(</proc/sys/net/ipv4/ip_forward))"
 }
@@ -95,8 +99,10 @@ main() {
   # A box build stopped during debootstrap leaves its proc and sys mounts in the tree.
   run_stage_and_go_on "box tree mounts" unmount_under "$VLXC_CACHE"
   run_stage_and_go_on "keep logs" keep_logs
-  ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$VLXC_STATE"
+  # The check reads $VLXC_STATE (pid files), which is kept when something failed or is left: a
+  # second run finds in it what to stop.
   run_stage_and_go_on "check" report_leftovers
+  ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$VLXC_STATE"
   ((${#LAB_FAILED_STAGES[@]} == 0)) || die "steps that failed: ${LAB_FAILED_STAGES[*]}"
 }
 

@@ -111,7 +111,8 @@ start_daemon() {
   fi
   [[ ! -s $LAB_STATE/$name.pid ]] || log "$name: its pid file names no $name process (an earlier run's): starting it"
   # setsid runs in place here (a background job is no process-group leader), so $! is the daemon.
-  setsid "$@" >>"$LAB_STATE/$name.log" 2>&1 </dev/null &
+  # LAB_DAEMON marks it (and what it starts) for helper_daemons_left.
+  LAB_DAEMON="$LAB_STATE/$name" setsid "$@" >>"$LAB_STATE/$name.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$LAB_STATE/$name.pid"
   # Until setsid (and ip netns exec) have exec'd the command, $pid does not look like the daemon:
@@ -121,6 +122,17 @@ start_daemon() {
     sleep 0.1
   done
   log "$name started (pid $pid)"
+}
+
+# helper_daemons_left: "NAME (pid PID)" of every process start_daemon started for this lab (its
+# LAB_STATE) that still runs; found by their LAB_DAEMON mark, so also when pid files are gone.
+helper_daemons_left() {
+  local f pid
+  { grep -lsz "^LAB_DAEMON=$LAB_STATE/" /proc/[0-9]*/environ || true; } | while read -r f; do
+    pid=${f#/proc/}
+    pid=${pid%/environ}
+    echo "$(tr '\0' '\n' 2>/dev/null <"$f" | sed -n "s|^LAB_DAEMON=$LAB_STATE/||p") (pid $pid)"
+  done
 }
 
 # Where the Debian apt-cacher-ng package keeps its Debian upstream (the proxy reads it at start).
