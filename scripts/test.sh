@@ -8,9 +8,9 @@
 #                argument specs, lab versions = role defaults, site.yml's placement play knows every
 #                unit, ShellCheck, and ansible-playbook --syntax-check (scripts/lint.sh)
 #   3 artifacts  Jaeger, Collector and Prometheus built from the Go module proxy (cached)
-#   4 lab        lab-up, deploy (--diff), deploy again and a configure-only run (both must report
-#                changed=0 everywhere); not run when the artifacts stage failed, and verify not
-#                run when it failed
+#   4 lab        lab-down first (what a killed run left), lab-up, deploy (--diff), deploy again and
+#                a configure-only run (both must report changed=0 everywhere); not run when the
+#                artifacts stage failed, and verify not run when it failed
 #   5 verify     pytest on the lab: units, users, ports, /chain, log correlation, reboot,
 #                the tracing pipeline in all four modes, SPM and its on/off switch (ansible/tests)
 #                the defences: firewall, Cassandra and Prometheus logins, memory bounds, log modes,
@@ -224,7 +224,15 @@ stage_lab() {
   say "4 lab: up, deploy, deploy again (idempotence), a configure-only run (--tags app_configure)"
   local start=$SECONDS passed=0 failed=0
   LAB_STARTED=1
-  if run ansible/lab/up.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  # down.sh first (it does nothing when nothing is up): a run killed before its lab-down leaves
+  # host trees mounted (already deployed), namespaces, helper daemons and $LAB_STATE, which up.sh
+  # would take for a running lab. What it removes is printed (a clean machine prints nothing).
+  if ! run ansible/lab/down.sh >"$LOGS/lab-down-first.log" 2>&1; then
+    failed=$((failed + 1)); tail -30 "$LOGS/lab-down-first.log"
+  else
+    grep -E "WARNING|stopp|unmounted|removed|restored" "$LOGS/lab-down-first.log" || true
+    if run ansible/lab/up.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  fi
   # --diff: every template is new, so the log shows each whole file; test_secrets.py checks that
   # no generated secret is among them.
   if [ "$failed" -eq 0 ] && lab_step "$LOGS/deploy.log" ansible/lab/deploy.sh --diff; then
