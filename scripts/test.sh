@@ -91,20 +91,21 @@ wanted() { [[ " $STAGES " == *" $1 "* ]]; }
 stage_prerequisites() {
   say "prerequisites (apt packages, JDK 21+, Python venv)"
   export DEBIAN_FRONTEND=noninteractive
-  local missing=()
+  # apt-get waits for the lock of another apt run (unattended-upgrades, say), as the lab's does.
+  local missing=() apt=(apt-get -o "DPkg::Lock::Timeout=$LAB_APT_LOCK_TIMEOUT")
   # procps: pkill and ps, with which stop_session stops a stage's processes.
   for pkg in maven curl git python3 procps; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -gt 0 ]; then
-    run apt-get update -qq && run apt-get install -y -qq "${missing[@]}" >/dev/null || return 1
+    run "${apt[@]}" update -qq && run "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null || return 1
   fi
   if ! JAVA_HOME=$(scripts/java-home.sh 2>/dev/null); then
     # Debian 13 packages a JDK 21 and 25; Debian 12 none (its machines need one installed before).
     local jdk
-    run apt-get update -qq || return 1
+    run "${apt[@]}" update -qq || return 1
     for jdk in openjdk-25-jdk-headless openjdk-21-jdk-headless; do
       if [ -n "$(apt-cache policy "$jdk" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]; then
         echo "no JDK 21+: installing $jdk"
-        run apt-get install -y -qq "$jdk" >/dev/null || return 1
+        run "${apt[@]}" install -y -qq "$jdk" >/dev/null || return 1
         break
       fi
     done

@@ -24,10 +24,12 @@ trap cleanup EXIT
 ensure_python_venv_module() {
   "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null && return 0
   log "python3 venv module missing; installing it with apt-get"
-  local pyver
+  local pyver apt=(apt-get -y -q -o "DPkg::Lock::Timeout=$LAB_APT_LOCK_TIMEOUT")
   pyver=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "python${pyver}-venv" >&2 ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2
+  # An image's apt lists may be empty (Docker's are): install would find no package at all.
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >&2
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "python${pyver}-venv" >&2 ||
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install python3-venv >&2
 }
 
 requirements_hash() { { cat "$REQS"; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1; }

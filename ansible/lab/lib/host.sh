@@ -5,7 +5,7 @@ LAB_HOST_PACKAGES=(systemd-container debootstrap iproute2 apt-cacher-ng openssh-
   curl debian-archive-keyring)
 
 apt_get() {
-  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 "$@"
+  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o "DPkg::Lock::Timeout=$LAB_APT_LOCK_TIMEOUT" "$@"
 }
 
 install_host_packages() {
