@@ -47,11 +47,13 @@ SSH_OPTIONS = [
 
 def lab_settings():
     """The lab.env settings as the lab scripts see them (environment overrides included)."""
+    names = {"ssh_key": "LAB_SSH_KEY", "net_prefix": "LAB_NET_PREFIX", "bridge": "LAB_BRIDGE",
+             "netns_prefix": "LAB_NETNS_PREFIX"}
     out = subprocess.run(
-        ["bash", "-c", f'. "{LAB_ENV}" && echo "$LAB_SSH_KEY" && echo "$LAB_NET_PREFIX"'],
+        ["bash", "-c", f'. "{LAB_ENV}" && printf "%s\\n" ' + " ".join(f'"${v}"' for v in names.values())],
         check=True, capture_output=True, text=True, timeout=30,
     ).stdout.splitlines()
-    return {"ssh_key": out[0], "net_prefix": out[1]}
+    return dict(zip(names, out, strict=True))
 
 
 def lab_inventory():

@@ -36,9 +36,11 @@ SSH_PORT = 22
 NET_PREFIX = SETTINGS["net_prefix"]
 BRIDGE_ADDR = f"{NET_PREFIX}.1"
 OUTSIDER_ADDR = os.environ.get("FIREWALL_OUTSIDER_ADDR", f"{NET_PREFIX}.250")
-OUTSIDER_NETNS = "fwtest-outsider"
-OUTSIDER_VETH = "fwtest-out0"   # host side, on the lab bridge
-OUTSIDER_PEER = "fwtest-out1"   # in the namespace
+# The outsider's namespace and veth are named under the lab's prefix (LAB_NETNS_PREFIX), so that
+# down.sh removes them and reports them left when pytest was killed before the fixture's clean-up.
+OUTSIDER_NETNS = f"{SETTINGS['netns_prefix']}outsider"
+OUTSIDER_VETH = OUTSIDER_NETNS[:15]   # host side, on the lab bridge (interface names: 15 characters)
+OUTSIDER_PEER = "outsider0"           # in the namespace
 SCAN_TIMEOUT = 1.0              # seconds a batch of connects may take (local bridge: <1 ms per answer)
 # Every port a role of the project listens on with its defaults (roles' defaults/main.yml), JMX too.
 ROLE_PORTS = {3000, 3100, 4317, 4318, 5778, 5779, 7000, 7199, 8000, 8001, 8888, 8889, 9042, 9080,
@@ -46,12 +48,6 @@ ROLE_PORTS = {3000, 3100, 4317, 4318, 5778, 5779, 7000, 7199, 8000, 8001, 8888, 
 SAMPLE = sorted(random.Random(19).sample(range(1025, 65536), 1000))
 TAGS = "firewall_install,firewall_configure"
 FIGURES = {}
-
-
-def lab_bridge():
-    out = subprocess.run(["bash", "-c", f'. "{ANSIBLE_DIR / "lab" / "lab.env"}" && echo "$LAB_BRIDGE"'],
-                         check=True, capture_output=True, text=True, timeout=30).stdout
-    return out.strip()
 
 
 def inventory_flags():
@@ -129,7 +125,7 @@ def outsider():
     removed afterwards, also when the test fails."""
     assert os.geteuid() == 0, "the outsider namespace needs root (as the lab does)"
     assert OUTSIDER_ADDR not in {v["addr"] for v in INVENTORY_HOSTS.values()} | {BRIDGE_ADDR}
-    bridge = lab_bridge()
+    bridge = SETTINGS["bridge"]
 
     def run(*cmd, check=True):
         return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=30)
