@@ -14,6 +14,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -268,11 +269,38 @@ def env_file(host, app):
     return values
 
 
+def session_running(sid):
+    """Whether a process of the session still runs (zombies aside, as scripts/session-lib.sh)."""
+    stats = subprocess.run(["ps", "-o", "stat=", "--sid", str(sid)], capture_output=True, text=True).stdout
+    return any(not stat.startswith("Z") for stat in stats.split())
+
+
+def run_in_session(cmd, timeout, grace=10, **kwargs):
+    """subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs), but in a
+    session of its own, all of which a timeout stops: TERM, KILL after `grace` seconds. The lab's
+    scripts run ansible-playbook as a child (deploy.sh, cassandra.sh), which subprocess.run's
+    timeout would leave running against the hosts: it kills the script alone. Daemons a script
+    starts in sessions of their own (the lab's Cassandra) are not stopped."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["pkill", "-TERM", "-s", str(proc.pid)], check=False)
+            deadline = time.monotonic() + grace
+            while session_running(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(proc.args, timeout, output=out, stderr=err) from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def deploy_lab(*args, timeout=1200):
     """Runs ansible/lab/deploy.sh (site.yml on the lab) with extra ansible-playbook arguments;
-    returns the CompletedProcess, whatever its exit status."""
-    return subprocess.run([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args],
-                          capture_output=True, text=True, timeout=timeout)
+    returns the CompletedProcess, whatever its exit status. On the timeout, the playbook is
+    stopped too (run_in_session)."""
+    return run_in_session([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout)
 
 
 def changed_tasks(output):

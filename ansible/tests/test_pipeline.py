@@ -29,7 +29,8 @@ import urllib.parse
 import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
-                      env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, ssh)
+                      deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_session,
+                      ssh)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -58,10 +59,9 @@ def first(group):
 def deploy(mode=None):
     """Runs the lab deployment with that MODE for every instance (None: the inventory's own
     per-instance modes); fails the test when the playbook fails."""
-    cmd = [str(REPO / "ansible" / "lab" / "deploy.sh"), *(["-e", f"tracing_mode={mode}"] if mode else []),
-           *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", ""))]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT)
+    proc = deploy_lab(*(["-e", f"tracing_mode={mode}"] if mode else []),
+                      *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", "")), timeout=DEPLOY_TIMEOUT)
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
     assert proc.returncode == 0, f"deploy with tracing_mode={mode} failed:\n{tail}"
     return time.monotonic() - start
@@ -200,8 +200,7 @@ def check_logs(hosts, trace_id):
 @pytest.fixture(scope="module", autouse=True)
 def lab_cassandra():
     """The lab's Cassandra must run (no-op when it already does)."""
-    proc = subprocess.run([str(REPO / "ansible" / "lab" / "cassandra.sh"), "start"], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    proc = run_in_session([str(REPO / "ansible" / "lab" / "cassandra.sh"), "start"], cwd=REPO, timeout=900)
     assert proc.returncode == 0, f"ansible/lab/cassandra.sh start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
 
 
