@@ -223,6 +223,11 @@ def assert_stopped_in_the_first_play(result, inventory):
     ("tracing_mode", "bogus", r"app_mode must be one of: .*got: bogus"),
     # refused by role common's preflight (the base system's play would only come next)
     ("common_app_log_group", "Log Readers", r"common_app_log_group a plain group name \(got Log Readers\)"),
+    # refused by the firewall role's argument specs: a misspelt key of an extra port's entry
+    ("firewall_extra_ports", [{"port": 53, "protocol": "udp"}],
+     r"firewall_extra_ports\.protocol\. Supported parameters include: comment, port, proto, scope"),
+    # refused by the app role's preflight: an extra variable the env file sets already
+    ("app_extra_env", {"MODE": "none"}, r"app_extra_env: MODE is written by app\.env\.j2 already"),
 ])
 def test_a_bad_variable_on_one_host_stops_every_host_before_any_change(inventory, tmp_path, variable, value, error):
     """A value its role refuses, set for one host only (through a second inventory source), fails
