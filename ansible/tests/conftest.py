@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -269,38 +270,53 @@ def env_file(host, app):
     return values
 
 
-def session_running(sid):
-    """Whether a process of the session still runs (zombies aside, as scripts/session-lib.sh)."""
-    stats = subprocess.run(["ps", "-o", "stat=", "--sid", str(sid)], capture_output=True, text=True).stdout
-    return any(not stat.startswith("Z") for stat in stats.split())
+def group_running(pgid):
+    """Whether a process of the process group still runs (zombies aside, as scripts/session-lib.sh)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
 
 
-def run_in_session(cmd, timeout, grace=10, **kwargs):
+def run_in_group(cmd, timeout, grace=10, **kwargs):
     """subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs), but in a
-    session of its own, all of which a timeout stops: TERM, KILL after `grace` seconds. The lab's
-    scripts run ansible-playbook as a child (deploy.sh, cassandra.sh), which subprocess.run's
-    timeout would leave running against the hosts: it kills the script alone. Daemons a script
-    starts in sessions of their own (the lab's Cassandra) are not stopped."""
+    process group of its own, all of which a timeout stops: TERM, KILL after `grace` seconds. The
+    lab's scripts run ansible-playbook as a child (deploy.sh, cassandra.sh), which subprocess.run's
+    timeout would leave running against the hosts: it kills the script alone. A group, not a
+    session: make test stops a stage by its session (scripts/session-lib.sh), which must still
+    reach the playbook. Daemons a script starts in sessions of their own (the lab's Cassandra) are
+    not stopped."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True, **kwargs) as proc:
+                          process_group=0, **kwargs) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            subprocess.run(["pkill", "-TERM", "-s", str(proc.pid)], check=False)
+            signal_group(proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
-            while session_running(proc.pid) and time.monotonic() < deadline:
+            while group_running(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+            signal_group(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             raise subprocess.TimeoutExpired(proc.args, timeout, output=out, stderr=err) from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass  # the whole group has ended
+
+
 def deploy_lab(*args, timeout=1200):
     """Runs ansible/lab/deploy.sh (site.yml on the lab) with extra ansible-playbook arguments;
     returns the CompletedProcess, whatever its exit status. On the timeout, the playbook is
-    stopped too (run_in_session)."""
-    return run_in_session([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout)
+    stopped too (run_in_group)."""
+    return run_in_group([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout)
 
 
 def changed_tasks(output):

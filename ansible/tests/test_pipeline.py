@@ -29,7 +29,7 @@ import urllib.parse
 import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
-                      deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_session,
+                      deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_group,
                       ssh)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
@@ -200,7 +200,7 @@ def check_logs(hosts, trace_id):
 @pytest.fixture(scope="module", autouse=True)
 def lab_cassandra():
     """The lab's Cassandra must run (no-op when it already does)."""
-    proc = run_in_session([str(REPO / "ansible" / "lab" / "cassandra.sh"), "start"], cwd=REPO, timeout=900)
+    proc = run_in_group([str(REPO / "ansible" / "lab" / "cassandra.sh"), "start"], cwd=REPO, timeout=900)
     assert proc.returncode == 0, f"ansible/lab/cassandra.sh start failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
 
 
