@@ -81,8 +81,10 @@ run() {
   return "$rc"
 }
 
-record() {  # record <stage> <passed> <failed> <seconds>
-  SUMMARY+=("$(printf '%-10s %s passed, %s failed (%ss)' "$1:" "$2" "$3" "$4")")
+record() {  # record <stage> <passed> <failed> <seconds> [<skipped>]
+  local skipped=""
+  if [ "${5:-0}" -gt 0 ]; then skipped=", $5 skipped"; fi
+  SUMMARY+=("$(printf '%-10s %s passed, %s failed%s (%ss)' "$1:" "$2" "$3" "$skipped" "$4")")
   TOTAL_PASSED=$((TOTAL_PASSED + $2)); TOTAL_FAILED=$((TOTAL_FAILED + $3))
 }
 
@@ -118,12 +120,14 @@ stage_prerequisites() {
   echo "venv: $VENV_BIN"
 }
 
-# Passed and failed test counts of JUnit XML reports (Surefire, Failsafe, pytest's --junitxml):
-# "<passed> <failed>". Skipped tests count as neither; a missing or unreadable report as 1 failure.
+# Passed, failed and skipped test counts of JUnit XML reports (Surefire, Failsafe, pytest's
+# --junitxml): "<passed> <failed> <skipped>". Skipped tests count as neither passed nor failed and
+# are named on stderr with their reason, so that a check that did not run shows in the output; a
+# missing or unreadable report counts as 1 failure.
 junit_counts() {  # junit_counts <report>...
   python3 - "$@" <<'PY'
 import sys, xml.etree.ElementTree as ET
-passed = failed = 0
+passed = failed = skipped = 0
 for path in sys.argv[1:]:
     try:
         root = ET.parse(path).getroot()
@@ -134,7 +138,13 @@ for path in sys.argv[1:]:
         bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         passed += int(suite.get("tests", 0)) - int(suite.get("skipped", 0)) - bad
         failed += bad
-print(passed, failed)
+        skipped += int(suite.get("skipped", 0))
+        for case in suite.iter("testcase"):
+            skip = case.find("skipped")
+            if skip is not None:
+                reason = " ".join((skip.get("message") or skip.text or "").split())
+                print(f"skipped: {case.get('classname')}.{case.get('name')}: {reason}", file=sys.stderr)
+print(passed, failed, skipped)
 PY
 }
 
@@ -187,14 +197,15 @@ stage_maven() {
   grep -E "Tests run:|BUILD|ERROR\]" "$LOGS/maven.log" | tail -15
   # No failsafe report when a unit test failed (Maven stops before the integration tests): the
   # pattern must then expand to nothing, not count as an unreadable report.
-  read -r passed failed < <(shopt -s nullglob
-                            junit_counts app/target/surefire-reports/TEST-*.xml app/target/failsafe-reports/TEST-*.xml)
+  read -r passed failed skipped < <(shopt -s nullglob
+                                    junit_counts app/target/surefire-reports/TEST-*.xml \
+                                      app/target/failsafe-reports/TEST-*.xml)
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # build broke outside the tests
   if [ "$rc" -eq 0 ]; then
     if bench_floor_smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); tail -20 "$LOGS/floor.err"; fi
     if bench_experiment_smoke; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   fi
-  record maven "$passed" "$failed" $((SECONDS - start))
+  record maven "$passed" "$failed" $((SECONDS - start)) "$skipped"
 }
 
 stage_lint() {
@@ -247,16 +258,16 @@ stage_lab() {
 
 stage_verify() {
   say "5 verify: pytest on the lab (ansible/tests)"
-  local start=$SECONDS rc=0 passed failed
+  local start=$SECONDS rc=0 passed failed skipped
   rm -f "$LOGS/pytest.xml"  # a run that writes none (pytest could not start) must not count an old one
   # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
   run env -C ansible/tests LAB_SWITCH_TEST="${LAB_SWITCH_TEST:-1}" \
     LAB_DEPLOY_LOGS="$LOGS/deploy.log:$LOGS/idempotence.log:$LOGS/idempotence-app-configure.log" \
     PYTHONDONTWRITEBYTECODE=1 "$VENV_BIN/python" -m pytest -v -p no:cacheprovider \
     --basetemp="$LOGS/pytest-tmp" --junitxml="$LOGS/pytest.xml" . || rc=$?
-  read -r passed failed < <(junit_counts "$LOGS/pytest.xml")
+  read -r passed failed skipped < <(junit_counts "$LOGS/pytest.xml")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-  record verify "$passed" "$failed" $((SECONDS - start))
+  record verify "$passed" "$failed" $((SECONDS - start)) "$skipped"
 }
 
 stage_lab_down() {
