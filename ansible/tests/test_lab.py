@@ -228,6 +228,9 @@ def assert_stopped_in_the_first_play(result, inventory):
      r"firewall_extra_ports\.protocol\. Supported parameters include: comment, port, proto, scope"),
     # refused by the app role's preflight: an extra variable the env file sets already
     ("app_extra_env", {"MODE": "none"}, r"app_extra_env: MODE is written by app\.env\.j2 already"),
+    # refused by the app role's preflight: a JVM option the unit's $JAVA_OPTS would split in two
+    ("app_java_opts_extra", ["-Dgreeting=hello world"],
+     r"app_java_opts_extra: .*-Dgreeting=hello world.* hold spaces, quotes or backslashes"),
 ])
 def test_a_bad_variable_on_one_host_stops_every_host_before_any_change(inventory, tmp_path, variable, value, error):
     """A value its role refuses, set for one host only (through a second inventory source), fails
