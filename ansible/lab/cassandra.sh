@@ -157,11 +157,11 @@ wait_cql() {
 }
 
 start_cassandra() {
-  local netns java opts=()
+  local netns java opts=() main_class=org.apache.cassandra.service.CassandraDaemon
   netns=$(host_netns "$LAB_CASSANDRA_HOST")
   [[ -e /run/netns/$netns ]] || die "network namespace $netns missing: run ansible/lab/up.sh first"
   if daemon_alive cassandra; then
-    log "Cassandra already running (pid $(<"$LAB_STATE/cassandra.pid"))"
+    log "Cassandra already running (pid $(<"$(daemon_dir)/cassandra.pid"))"
     return 0
   fi
   java=$(find_java17)
@@ -169,8 +169,9 @@ start_cassandra() {
   render_config
   mapfile -t opts < <(jvm_options)
   log "starting Cassandra $LAB_CASSANDRA_VERSION in $netns on $CASSANDRA_ADDR:$CQL_PORT ($java)"
-  start_daemon cassandra ip netns exec "$netns" "$java" "${opts[@]}" \
-    -cp "$CASSANDRA_STATE/conf:$CASSANDRA_CACHE/lib/*" org.apache.cassandra.service.CassandraDaemon
+  # The main class names the process (ip netns exec execs java): start_daemon's mark for it.
+  start_daemon cassandra "$main_class" ip netns exec "$netns" "$java" "${opts[@]}" \
+    -cp "$CASSANDRA_STATE/conf:$CASSANDRA_CACHE/lib/*" "$main_class"
 }
 
 main() {

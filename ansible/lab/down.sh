@@ -45,22 +45,6 @@ remove_host_trees() {
   for host in $LAB_HOSTS; do rm -rf "${LAB_CACHE:?}/rootfs/${host:?}"; done
 }
 
-# Every daemon started with start_daemon (lib/host.sh) has $LAB_STATE/NAME.pid: the apt proxy,
-# the artifact mirror, and those other lab scripts start (cassandra.sh). HOST.supervisor.pid and
-# HOST.nspawn.pid are the hosts' (stop_hosts). Fails when one of them could not be stopped.
-stop_helpers() {
-  local f name pid pids=() rc=0
-  for f in "$LAB_STATE"/*.pid; do
-    [[ -e $f ]] || continue
-    name=$(basename "$f" .pid)
-    [[ $name != *.* ]] || continue
-    stop_daemon "$name" &
-    pids+=("$!")
-  done
-  for pid in "${pids[@]+"${pids[@]}"}"; do wait "$pid" || rc=1; done
-  return "$rc"
-}
-
 keep_logs() {
   local dest="$LAB_CACHE/logs/last-run"
   compgen -G "$LAB_STATE/*.log" >/dev/null || return 0
@@ -89,7 +73,7 @@ main() {
   # Every step runs even when one before it failed: each removes what it can.
   run_stage_and_go_on "ssh masters" stop_ssh_masters "$LAB_NET_PREFIX"
   run_stage_and_go_on "stop hosts" stop_hosts
-  run_stage_and_go_on "helper daemons" stop_helpers
+  run_stage_and_go_on "helper daemons" stop_helper_daemons
   run_stage_and_go_on "apt proxy backends" restore_apt_backends
   run_stage_and_go_on "host trees" remove_host_trees
   run_stage_and_go_on "network" remove_network

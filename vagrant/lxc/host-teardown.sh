@@ -79,7 +79,7 @@ report_leftovers() {
   [[ -z $(mounts_under "$VLXC_CACHE") ]] || left+=("mounts under $VLXC_CACHE")
   # A pid file is left only where stop_daemon failed; helper_daemons_left also finds those whose
   # pid files are gone.
-  compgen -G "$VLXC_STATE/*.pid" >/dev/null && left+=("pid files of helper daemons ($VLXC_STATE)")
+  compgen -G "$(daemon_dir)/*.pid" >/dev/null && left+=("pid files of helper daemons ($(daemon_dir))")
   helpers=$(helper_daemons_left | paste -sd, -)
   [[ -z $helpers ]] || left+=("helper daemons: $helpers")
   ((${#left[@]} == 0)) || die "left behind: ${left[*]}"
@@ -91,7 +91,7 @@ main() {
   local running
   running=$(running_containers)
   [[ -z $running ]] || die "containers still running: ${running//$'\n'/ } (cd vagrant && vagrant destroy -f)"
-  run_stage_and_go_on "helper daemons" stop_helpers
+  run_stage_and_go_on "helper daemons" stop_helper_daemons
   run_stage_and_go_on "apt proxy backends" restore_apt_backends
   run_stage_and_go_on "lxc-net" stop_lxc_net
   run_stage_and_go_on "private network bridge" remove_bridge
@@ -104,16 +104,6 @@ main() {
   run_stage_and_go_on "check" report_leftovers
   ((${#LAB_FAILED_STAGES[@]} > 0)) || rm -rf "$VLXC_STATE"
   ((${#LAB_FAILED_STAGES[@]} == 0)) || die "steps that failed: ${LAB_FAILED_STAGES[*]}"
-}
-
-# Every daemon started with start_daemon has $VLXC_STATE/NAME.pid (apt proxy, artifact mirror,
-# the test's Cassandra).
-stop_helpers() {
-  local f
-  for f in "$VLXC_STATE"/*.pid; do
-    [[ -e $f ]] || continue
-    stop_daemon "$(basename "$f" .pid)"
-  done
 }
 
 main "$@"

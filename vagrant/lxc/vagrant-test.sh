@@ -58,7 +58,7 @@ build_box() { run_bounded 1200 "$VLXC_DIR/box-build.sh"; }
 build_artifacts() { LAB_CACHE="$VLXC_LAB_CACHE" run_bounded 3600 "$VLXC_ROOT/ansible/lab/artifacts/build.sh"; }
 
 serve_artifacts() {
-  start_daemon artifact-mirror python3 -m http.server --bind 127.0.0.1 --directory "$LAB_MIRROR_DIR" \
+  start_daemon artifact-mirror http.server python3 -m http.server --bind 127.0.0.1 --directory "$LAB_MIRROR_DIR" \
     "$VLXC_MIRROR_PORT"
   wait_for_port 127.0.0.1 "$VLXC_MIRROR_PORT" 30 || die "artifact mirror did not start"
   log "artifact mirror $MIRROR_URL/ serves $LAB_MIRROR_DIR"

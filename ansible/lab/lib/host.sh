@@ -79,42 +79,40 @@ wait_for_port() {
   done
 }
 
-# daemon_comm NAME: what the command line of the helper daemon NAME contains (pid_alive's COMM).
-# A pid file left by a killed run may name a process that has taken its pid since: that one must
-# neither pass for the daemon (start_daemon would not start it) nor be killed (stop_daemon). As each
-# is started: the apt proxy is apt-cacher-ng itself, the mirror python3 -m http.server, Cassandra
-# (cassandra.sh) java, which `ip netns exec` execs.
-daemon_comm() {
-  case $1 in
-    apt-cacher-ng) echo apt-cacher-ng ;;
-    artifact-mirror) echo http.server ;;
-    cassandra) echo org.apache.cassandra.service.CassandraDaemon ;;
-    *) return 1 ;;
-  esac
-}
+# Where start_daemon keeps each helper daemon's NAME.pid and NAME.comm: a folder of their own, apart
+# from the hosts' pid files in $LAB_STATE, so that stop_helper_daemons finds every daemon's and none else.
+daemon_dir() { echo "$LAB_STATE/daemons"; }
 
-# daemon_alive NAME: $LAB_STATE/NAME.pid names a running process of that daemon's command.
+# daemon_alive NAME: NAME.pid names a running process whose command line holds NAME.comm (what
+# start_daemon was told the daemon's command contains). A pid file left by a killed run may name a
+# process that has taken its pid since: that one neither passes for the daemon (start_daemon would
+# not start it) nor is killed (stop_daemon). No NAME.comm: not alive.
 daemon_alive() {
-  local comm
-  comm=$(daemon_comm "$1") || die "helper daemon $1: its command is unknown (add it to daemon_comm)"
-  pid_alive "$LAB_STATE/$1.pid" "$comm"
+  local dir
+  dir=$(daemon_dir)
+  [[ -s $dir/$1.comm ]] && pid_alive "$dir/$1.pid" "$(<"$dir/$1.comm")"
 }
 
-# start_daemon NAME COMMAND...: starts a helper daemon in its own session, logs to
-# $LAB_STATE/NAME.log, pid in $LAB_STATE/NAME.pid; does nothing when it already runs.
+# start_daemon NAME COMM COMMAND...: starts a helper daemon in its own session, logs to
+# $LAB_STATE/NAME.log; does nothing when it already runs. COMM is what the running daemon's
+# command line contains, once setsid (and `ip netns exec`) have exec'd it: e.g. http.server for
+# `python3 -m http.server`, Cassandra's main class for its java.
 start_daemon() {
-  local name=$1 pid i
-  shift
+  local name=$1 comm=$2 dir pid i
+  shift 2
+  dir=$(daemon_dir)
   if daemon_alive "$name"; then
-    log "$name already running (pid $(<"$LAB_STATE/$name.pid"))"
+    log "$name already running (pid $(<"$dir/$name.pid"))"
     return 0
   fi
-  [[ ! -s $LAB_STATE/$name.pid ]] || log "$name: its pid file names no $name process (an earlier run's): starting it"
+  [[ ! -s $dir/$name.pid ]] || log "$name: its pid file names no $name process (an earlier run's): starting it"
+  mkdir -p "$dir"
+  echo "$comm" >"$dir/$name.comm"
   # setsid runs in place here (a background job is no process-group leader), so $! is the daemon.
   # LAB_DAEMON marks it (and what it starts) for helper_daemons_left.
   LAB_DAEMON="$LAB_STATE/$name" setsid "$@" >>"$LAB_STATE/$name.log" 2>&1 </dev/null &
   pid=$!
-  echo "$pid" >"$LAB_STATE/$name.pid"
+  echo "$pid" >"$dir/$name.pid"
   # Until setsid (and ip netns exec) have exec'd the command, $pid does not look like the daemon:
   # wait for that (bounded), so that daemon_alive tells from here on whether it runs.
   for ((i = 0; i < 50; i++)); do
@@ -127,11 +125,13 @@ start_daemon() {
 # helper_daemons_left: "NAME (pid PID)" of every process start_daemon started for this lab (its
 # LAB_STATE) that still runs; found by their LAB_DAEMON mark, so also when pid files are gone.
 helper_daemons_left() {
-  local f pid
+  local f pid name
   { grep -lsz "^LAB_DAEMON=$LAB_STATE/" /proc/[0-9]*/environ || true; } | while read -r f; do
     pid=${f#/proc/}
     pid=${pid%/environ}
-    echo "$(tr '\0' '\n' 2>/dev/null <"$f" | sed -n "s|^LAB_DAEMON=$LAB_STATE/||p") (pid $pid)"
+    name=$(tr '\0' '\n' 2>/dev/null <"$f" | sed -n "s|^LAB_DAEMON=$LAB_STATE/||p")
+    # Gone since grep read it (a short-lived child, e.g. of a pyenv shim before it execs python).
+    [[ -z $name ]] || echo "$name (pid $pid)"
   done
 }
 
@@ -176,7 +176,7 @@ start_apt_proxy() {
     log "$backends -> $mirror/"
   fi
   mkdir -p "$LAB_CACHE/apt-cacher-ng" "$LAB_STATE/apt-cacher-ng"
-  start_daemon apt-cacher-ng apt-cacher-ng -c /etc/apt-cacher-ng ForeGround=1 \
+  start_daemon apt-cacher-ng apt-cacher-ng apt-cacher-ng -c /etc/apt-cacher-ng ForeGround=1 \
     "CacheDir=$LAB_CACHE/apt-cacher-ng" "LogDir=$LAB_STATE/apt-cacher-ng" \
     "PidFile=$LAB_STATE/apt-cacher-ng/acng.pid" "SocketPath=$LAB_STATE/apt-cacher-ng/acng.socket" \
     "BindAddress=$LAB_BRIDGE_ADDR" "Port=$LAB_APT_PROXY_PORT"
@@ -191,7 +191,7 @@ start_apt_proxy() {
 # The artifacts the lab builds (another script fills $LAB_MIRROR_DIR), served over HTTP.
 start_artifact_mirror() {
   mkdir -p "$LAB_MIRROR_DIR"
-  start_daemon artifact-mirror python3 -m http.server --bind "$LAB_BRIDGE_ADDR" \
+  start_daemon artifact-mirror http.server python3 -m http.server --bind "$LAB_BRIDGE_ADDR" \
     --directory "$LAB_MIRROR_DIR" "$LAB_MIRROR_PORT"
   if ! { wait_for_port "$LAB_BRIDGE_ADDR" "$LAB_MIRROR_PORT" 30 && daemon_alive artifact-mirror; }; then
     tail -n 20 "$LAB_STATE/artifact-mirror.log" >&2
@@ -212,11 +212,13 @@ stop_ssh_masters() {
 
 # stop_daemon NAME: SIGTERM, bounded wait, SIGKILL; removes the pid file. A pid file that names
 # no process of the daemon's command is removed, and that process left alone. Fails, keeping the
-# pid file, when the daemon still runs.
+# pid file, when the daemon still runs or its command is not known (no NAME.comm).
 stop_daemon() {
-  local name=$1 pidfile="$LAB_STATE/$1.pid" i
-  if ! daemon_comm "$name" >/dev/null; then
-    warn "$pidfile: $name is no helper daemon this lab knows (daemon_comm); its process is left alone"
+  local name=$1 dir pidfile i
+  dir=$(daemon_dir)
+  pidfile="$dir/$name.pid"
+  if [[ ! -s $dir/$name.comm ]]; then
+    warn "$pidfile: no $dir/$name.comm says what $name's command is; its process is left alone"
     return 1
   fi
   if daemon_alive "$name"; then
@@ -234,5 +236,18 @@ stop_daemon() {
   elif [[ -s $pidfile ]]; then
     log "$name was not running ($pidfile names no $name process: left alone)"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$dir/$name.comm"
+}
+
+# stop_helper_daemons: stops every daemon start_daemon started (each pid file in daemon_dir), in
+# parallel. Fails when one of them could not be stopped.
+stop_helper_daemons() {
+  local f pids=() pid rc=0
+  for f in "$(daemon_dir)"/*.pid; do
+    [[ -e $f ]] || continue
+    stop_daemon "$(basename "$f" .pid)" &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]+"${pids[@]}"}"; do wait "$pid" || rc=1; done
+  return "$rc"
 }

@@ -123,7 +123,7 @@ public record Settings(ExportMode mode,
         int exportQueueSize = (int) number(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_EXPORT_QUEUE_SIZE, 1,
                                            MAX_EXPORT_QUEUE_SIZE);
         Optional<String> configuredServiceName = valueIfSet(env, "OTEL_SERVICE_NAME");
-        String serviceName = serviceName(serviceNameOf(env));
+        String serviceName = serviceName(configuredServiceName.orElse(DEFAULT_SERVICE_NAME));
         int maxConcurrentRequests = limit(env, "MAX_CONCURRENT_REQUESTS", DEFAULT_MAX_CONCURRENT_REQUESTS);
         int maxTcpConnections = limit(env, "MAX_TCP_CONNECTIONS", DEFAULT_MAX_TCP_CONNECTIONS);
         requireMoreConnectionsThanRequests(env, maxConcurrentRequests, maxTcpConnections);
