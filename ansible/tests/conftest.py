@@ -206,18 +206,30 @@ def port_held(host_addr, key, port, unit="test-port-holder"):
 
 
 @contextlib.contextmanager
+def restoring(*args, timeout=600):
+    """Runs the block, then deploy_lab(*args) to give the hosts their own settings back, which
+    must pass. Its failure is reported also when the block failed (that error as its cause): a
+    host left with a test's settings would otherwise show only in the tests after it."""
+    try:
+        yield
+    except BaseException as error:
+        restore = deploy_lab(*args, timeout=timeout)
+        if restore.returncode != 0:
+            raise AssertionError(f"restoring {args} failed too:\n{restore.stdout[-3000:]}") from error
+        raise
+    restore = deploy_lab(*args, timeout=timeout)
+    assert restore.returncode == 0, f"restoring {args} failed:\n{restore.stdout[-3000:]}"
+
+
+@contextlib.contextmanager
 def deploy_with_port_held(host, tags, port, extra_vars):
     """Deploys one host with the given tags and extra variables while a port they point a service
     at is held on it (port_held), and yields that deploy's result; afterwards the host is deployed
-    again with the same tags and its own settings, which must pass. For tests of a start that
-    fails."""
+    again with the same tags and its own settings, which must pass (restoring). For tests of a
+    start that fails."""
     args = ["--limit", host, "--tags", tags]
-    try:
-        with port_held(addr(host), SETTINGS["ssh_key"], port):
-            yield deploy_lab(*args, "-e", json.dumps(extra_vars), timeout=600)
-    finally:
-        good = deploy_lab(*args, timeout=600)
-    assert good.returncode == 0, f"the deploy of {host} with its own settings failed:\n{good.stdout[-3000:]}"
+    with restoring(*args), port_held(addr(host), SETTINGS["ssh_key"], port):
+        yield deploy_lab(*args, "-e", json.dumps(extra_vars), timeout=600)
 
 
 def http_get(url, headers=None, timeout=10):
@@ -310,6 +322,19 @@ def signal_group(pgid, sig):
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass  # the whole group has ended
+
+
+def wait_for(what, check, timeout, interval=3):
+    """Calls check() every `interval` seconds until it returns something true, which it returns;
+    fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout}s")
+        time.sleep(interval)
 
 
 def deploy_lab(*args, timeout=1200):

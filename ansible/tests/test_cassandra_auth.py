@@ -125,7 +125,10 @@ def test_admin_replaces_the_default_superuser(admin_pw):
     assert [r for r, (_, su) in roles.items() if su == "True"] == [ADMIN_ROLE], roles
 
 
-def test_jaeger_reads_and_writes_only_its_keyspace(admin_pw, jaeger_pw):
+def test_jaeger_is_granted_only_its_keyspace_and_reads_it(admin_pw, jaeger_pw):
+    """Jaeger's role holds SELECT and MODIFY on its keyspace and nothing outside it, and reads
+    it. Its writes are not tried here: every trace the other tests find was written by
+    jaeger-collector through this role."""
     # Recursive (the default): grants it holds through roles granted to it count too.
     out = cql(ADMIN_ROLE, admin_pw, f"LIST ALL PERMISSIONS OF {JAEGER_ROLE}")
     grants = sorted((r[2], r[3]) for r in out["results"][0]["rows"])

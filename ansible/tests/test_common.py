@@ -5,7 +5,7 @@ ntpsec, ...): installing it makes apt remove the other one. A host that has one 
 """
 import pytest
 
-from conftest import deploy_lab
+from conftest import deploy_lab, restoring
 
 TIME_HOST = "node3"
 COMMON_TAGS = ["--limit", TIME_HOST, "--tags", "common_install,common_configure"]
@@ -25,15 +25,15 @@ def test_a_host_with_chrony_keeps_it(hosts):
     host = hosts[TIME_HOST]
     assert host.package("systemd-timesyncd").is_installed, "the deploy did not install systemd-timesyncd"
     apt(host, "install -y -q chrony")
-    try:
-        assert not host.package("systemd-timesyncd").is_installed, "apt kept timesyncd beside chrony"
-        run = deploy_lab(*COMMON_TAGS, timeout=600)
-        assert run.returncode == 0, run.stdout[-3000:]
-        assert f"chrony keeps the clock on {TIME_HOST}" in " ".join(run.stdout.split()), run.stdout[-3000:]
-        assert host.package("chrony").is_installed, "the deploy removed chrony"
-        assert not host.package("systemd-timesyncd").is_installed, "the deploy installed timesyncd over chrony"
-    finally:
-        apt(host, "purge -y -q chrony")
-        again = deploy_lab(*COMMON_TAGS, timeout=600)
-    assert again.returncode == 0, again.stdout[-3000:]
+    # The deploy that restores runs after chrony is purged (or failed to be).
+    with restoring(*COMMON_TAGS):
+        try:
+            assert not host.package("systemd-timesyncd").is_installed, "apt kept timesyncd beside chrony"
+            run = deploy_lab(*COMMON_TAGS, timeout=600)
+            assert run.returncode == 0, run.stdout[-3000:]
+            assert f"chrony keeps the clock on {TIME_HOST}" in " ".join(run.stdout.split()), run.stdout[-3000:]
+            assert host.package("chrony").is_installed, "the deploy removed chrony"
+            assert not host.package("systemd-timesyncd").is_installed, "the deploy installed timesyncd over chrony"
+        finally:
+            apt(host, "purge -y -q chrony")
     assert host.package("systemd-timesyncd").is_installed, "timesyncd did not come back once chrony was gone"

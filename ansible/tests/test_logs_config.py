@@ -374,6 +374,16 @@ def wait_http(url, proc, console, timeout=90):
     pytest.fail(f"{url} did not answer 2xx within {timeout}s:\n{console.read_text()[-3000:]}")
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL when it has not ended within 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def app_log(tmp_path_factory):
     """The log file of the real app jar after /, a traced /chain and /error_test on loopback."""
@@ -384,34 +394,30 @@ def app_log(tmp_path_factory):
     work = tmp_path_factory.mktemp("app")
     log_file = work / "app-a" / "app-a.log"
     port, sink_port = free_port(), free_port()
-    sink = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "otlp-sink.py"), "--port", str(sink_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trace_id = secrets.token_hex(16)
     env = {"PATH": os.environ["PATH"], "MODE": "otel-collector-http", "OTEL_SERVICE_NAME": "app-a",
            "EXPOSE_PORT": str(port), "OTEL_HTTP_ENDPOINT": f"http://127.0.0.1:{sink_port}/v1/traces",
            "TARGET_ONE_HOST": f"127.0.0.1:{port}", "TARGET_TWO_HOST": f"127.0.0.1:{port}",
            "LOG_FILE": str(log_file)}
-    console = (work / "console.out").open("w")
-    app = subprocess.Popen([f"{java_home}/bin/java", "-Xmx128m", "-jar", str(JAR)], env=env,
-                           stdout=console, stderr=subprocess.STDOUT)
-    trace_id = secrets.token_hex(16)
+    # Each process is stopped by its own finally: one that fails to start leaves none running.
+    sink = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "otlp-sink.py"), "--port", str(sink_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/observe/health", app, work / "console.out")
-        assert http_get(f"{base}/")[0] == 200
-        headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-        assert http_get(f"{base}/chain", headers=headers, timeout=30)[0] == 200
-        assert http_get(f"{base}/error_test")[0] == 500
-        time.sleep(1)
-    finally:
-        app.terminate()
-        sink.terminate()
-        console.close()
-        for proc in (app, sink):
+        with (work / "console.out").open("w") as console:
+            app = subprocess.Popen([f"{java_home}/bin/java", "-Xmx128m", "-jar", str(JAR)], env=env,
+                                   stdout=console, stderr=subprocess.STDOUT)
             try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+                base = f"http://127.0.0.1:{port}"
+                wait_http(f"{base}/observe/health", app, work / "console.out")
+                assert http_get(f"{base}/")[0] == 200
+                headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+                assert http_get(f"{base}/chain", headers=headers, timeout=30)[0] == 200
+                assert http_get(f"{base}/error_test")[0] == 500
+                time.sleep(1)
+            finally:
+                stop_process(app)
+    finally:
+        stop_process(sink)
     text = log_file.read_text()
     assert text, "the app wrote no log lines"
     return {"text": text, "trace_id": trace_id}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, deploy_lab, http_get_on
+from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, http_get_on, restoring
 
 UNIT = "otel-collector"
 HEALTH_PORT = 13133  # the Collector's health_check extension (role otel_collector's default)
@@ -119,7 +119,7 @@ def test_a_host_taken_out_of_apps_retires_its_app_instances(hosts):
     targets = {f"app_target_{n}": f"{addr}:{INVENTORY_HOSTS[leaving]['ports'].get(app, 8000)}"
                for n, app in (("one", "app-b"), ("two", "app-c")) if app in instances}
     proc = run_with_changed_inventory(take_out, *(["-e", json.dumps(targets)] if targets else []))
-    try:
+    with restoring("--tags", "app_configure", "--limit", leaving, timeout=900):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         changes = recap(proc.stdout)
         assert changes[leaving] >= 1 and all(changes[h] == 0 for h in changes if h != leaving), changes
@@ -130,9 +130,6 @@ def test_a_host_taken_out_of_apps_retires_its_app_instances(hosts):
             assert not hosts[leaving].file(f"/etc/helidon-apps/{app}.env").exists
         print(f"{leaving} taken out of apps: {instances} stopped, units and environment files "
               f"removed; changed per host {changes}")
-    finally:
-        restore = deploy_lab("--tags", "app_configure", "--limit", leaving, timeout=900)
-    assert restore.returncode == 0, restore.stdout[-3000:]
     for app in instances:
         port = INVENTORY_HOSTS[leaving]["ports"][app]
         assert wait_for_200(leaving, f"http://{addr}:{port}/") == 200, f"{app} not back on {leaving}"

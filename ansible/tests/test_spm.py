@@ -2,7 +2,8 @@
 connector -> Prometheus -> jaeger-query's metrics API (the Monitor tab).
 
 After a bounded load (scripts/load.sh: the original's endpoint mix, plus /error_test calls),
-Prometheus must hold traces_span_metrics_calls_total for app-a, app-b and app-c, and
+Prometheus must hold traces_span_metrics_calls_total for every instance whose MODE passes the
+Collector (in the lab app-a and app-b; SERVICES below), and
 jaeger-query's /api/metrics/{calls,latencies,errors} must return series for app-a, the error
 series non-zero. Every wait is bounded. Skipped when the lab inventory has spm_enabled false.
 

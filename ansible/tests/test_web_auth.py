@@ -18,7 +18,6 @@ bounded ingestion, secret_key, the datasource's basic auth) are checked on the r
 configs by tests/test_logs_config.py. Skipped when the lab inventory has spm_enabled false.
 """
 import json
-import time
 import urllib.parse
 
 import bcrypt
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from conftest import (APP_PLACEMENTS, GROUPS, SECRETS_DIR, addr, app_url, http_get,
-                      prometheus_auth_header)
+                      prometheus_auth_header, wait_for)
 
 pytestmark = pytest.mark.skipif(not GROUPS.get("prometheus"), reason="no prometheus host in the lab inventory")
 
@@ -42,17 +41,6 @@ def prometheus(path):
 
 def password():
     return (SECRETS_DIR / "prometheus-password").read_text().strip()
-
-
-def wait_for(what, check, timeout=WAIT, interval=5):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
-        time.sleep(interval)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/query?query=up", "/-/ready", "/metrics", "/graph"])
@@ -87,7 +75,7 @@ def test_every_scrape_target_is_up():
             return active
         return None
 
-    active = wait_for("every target up", targets, timeout=90)
+    active = wait_for("every target up", targets, 90, interval=5)
     print(f"\nPrometheus targets up: {sorted((t['labels']['job'], t['scrapeUrl']) for t in active)}")
 
 
@@ -131,5 +119,5 @@ def test_jaeger_monitor_api_reads_prometheus():
         metrics = json.loads(body).get("metrics") or []
         return metrics if any(m.get("metricPoints") for m in metrics) else None
 
-    metrics = wait_for("app-a's call rate in jaeger-query", series)
+    metrics = wait_for("app-a's call rate in jaeger-query", series, WAIT, interval=5)
     print(f"\njaeger-query /api/metrics/calls: {len(metrics)} series for app-a")
