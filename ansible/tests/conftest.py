@@ -221,6 +221,18 @@ def restoring(*args, timeout=600):
     assert restore.returncode == 0, f"restoring {args} failed:\n{restore.stdout[-3000:]}"
 
 
+def assert_refused(proc, what, *restore_args, timeout=1200):
+    """Fails the test when the deploy `proc`, run with `what`, passed. It then changed the hosts:
+    before failing, they are deployed again with their own settings (deploy_lab(*restore_args)),
+    so that the tests after this one do not run on what it applied."""
+    if proc.returncode != 0:
+        return
+    restore = deploy_lab(*restore_args, timeout=timeout)
+    restored = ("the hosts' own settings were deployed again" if restore.returncode == 0 else
+                f"deploying the hosts' own settings failed too:\n{restore.stdout[-3000:]}")
+    pytest.fail(f"the deploy passed with {what}; {restored}")
+
+
 @contextlib.contextmanager
 def deploy_with_port_held(host, tags, port, extra_vars):
     """Deploys one host with the given tags and extra variables while a port they point a service

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, deploy_lab, http_get
+from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, assert_refused, deploy_lab, http_get
 
 LOG_GROUP = "helidon-logs"  # common_app_log_group's default, which the lab inventory keeps
 
@@ -166,7 +166,7 @@ def test_a_flood_gets_503s_beyond_the_limit_and_the_unit_keeps_running(hosts):
 def test_unusable_memory_bounds_stop_the_run_before_any_change(role, extra, message):
     proc = deploy_lab("--tags", f"{role}_configure", "-e", json.dumps(extra), timeout=600)
     output = " ".join(proc.stdout.split())
-    assert proc.returncode != 0, f"the deploy passed with {extra}"
+    assert_refused(proc, extra, "--tags", f"{role}_configure")
     assert message in output, proc.stdout[-3000:]
     recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
     assert recap == {h: "0" for h in INVENTORY_HOSTS}, recap

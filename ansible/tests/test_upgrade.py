@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple, Optional
 import pytest
 import yaml
 
-from conftest import (ANSIBLE_DIR, GROUPS, LAB_BACKEND_UNITS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get, http_get_on,
+from conftest import (ANSIBLE_DIR, GROUPS, assert_refused, LAB_BACKEND_UNITS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get, http_get_on,
                       prometheus_auth_header)
 
 
@@ -392,7 +392,8 @@ def test_a_new_version_under_the_configure_tag_alone_is_refused_as_not_installed
     before = collector_state(host)
     res = deploy_lab("--limit", COLLECTOR_HOST, "--tags", "otel_collector_configure",
                      "-e", f"otel_collector_version={version}", "-e", "otel_collector_log_level=debug")
-    assert res.returncode != 0, "the deploy passed with a version that is not installed"
+    assert_refused(res, f"otel_collector_version={version}, which is not installed",
+                   *COLLECTOR.tags)
     assert re.search(rf"{COLLECTOR_HOST}\s*: ok=\d+\s+changed=0 ", res.stdout), res.stdout[-3000:]
     assert (f"{COLLECTOR_HOST}: release {version} is not installed (otelcol-contrib missing in "
             f"{COLLECTOR.releases_dir}/{version}); run the role with its _install tag") in res.stdout, res.stdout[-3000:]
