@@ -53,8 +53,9 @@ import io.opentelemetry.sdk.OpenTelemetrySdk;
  * The figure is the whole process's CPU time (so the export threads, the GC and the JIT are in
  * it) divided by the spans. Exported spans are made in batches of the export batch size, each
  * followed by a flush, so the queue never overflows: a dropped span was never encoded or sent,
- * and would flatter the figure. Variants take turns for several rounds, as the VM's speed drifts;
- * the median of each is printed, one line per variant: {@code <variant> <µs per span>}, then
+ * and would flatter the figure. Variants take turns for several rounds, as the VM's speed drifts,
+ * each round in a new random order (a fixed order would give each the same neighbours every
+ * round); the median of each is printed, one line per variant: {@code <variant> <µs per span>}, then
  * {@code batches <n>}, the batches of the exported variant, warm-up run included, that went
  * through the exporter: the exports the sink should have received.
  *
@@ -112,16 +113,15 @@ public final class SpanCostFloor {
         for (SpanCostFloor variant : variants) {  // JIT warm-up
             variant.run(spans);
         }
+        List<SpanCostFloor> order = new ArrayList<>(variants);
         for (int round = 0; round < rounds; round++) {
-            for (int k = 0; k < variants.size(); k++) {
-                SpanCostFloor variant = variants.get((round + k) % variants.size());
+            Collections.shuffle(order);
+            for (SpanCostFloor variant : order) {
                 variant.microsPerSpan.add(variant.run(spans));
             }
         }
         for (SpanCostFloor variant : variants) {
-            List<Double> sorted = new ArrayList<>(variant.microsPerSpan);
-            Collections.sort(sorted);
-            System.out.printf("%s %.1f%n", variant.name, sorted.get(sorted.size() / 2));
+            System.out.printf("%s %.1f%n", variant.name, median(variant.microsPerSpan));
         }
         System.out.printf("batches %d%n", variants.stream().mapToInt(variant -> variant.exportedBatches).sum());
         // Nothing to close: every exported batch was flushed, and closing the recorded variant's
@@ -152,6 +152,14 @@ public final class SpanCostFloor {
             }
         }
         return (processCpuNanos() - cpuBefore) / 1000.0 / made;
+    }
+
+    /** The median of {@code values}: the mean of the two middle ones for an even count. */
+    private static double median(List<Double> values) {
+        List<Double> sorted = new ArrayList<>(values);
+        Collections.sort(sorted);
+        int middle = sorted.size() / 2;
+        return sorted.size() % 2 == 1 ? sorted.get(middle) : (sorted.get(middle - 1) + sorted.get(middle)) / 2;
     }
 
     /** The tracing of one request to {@code /}, in the order the service's filter and handler do it. */

@@ -36,13 +36,38 @@ role_jvm_opts() {
   echo "-Xms$min -Xmx$max $extra"
 }
 
-await_healthy() {  # await_healthy <port>, at most 60 s
+# require_free_ports <first> <last>: fails, naming them, when TCP ports in that range are listened
+# on already. An instance left by a killed run would otherwise answer in place of the new one,
+# which fails to bind and exits: the figures would be the old instance's, its CPU read as 0.
+require_free_ports() {
+  local taken
+  taken=$(ss -Htln | awk -v lo="$1" -v hi="$2" '{ n = split($4, a, ":"); p = a[n] + 0 }
+                                                 p >= lo && p <= hi { print p }' | sort -nu | paste -sd, -)
+  [ -z "$taken" ] || { echo "bench: ports $taken (of $1-$2) are in use: stop what listens there or set BENCH_BASE_PORT" >&2; exit 1; }
+}
+
+await_healthy() {  # await_healthy <port> <pid of the instance>, at most 60 s
   for _ in $(seq 1 120); do
+    kill -0 "$2" 2>/dev/null || { echo "bench: the instance for port $1 (pid $2) exited" >&2; return 1; }
     curl -sf -o /dev/null "http://127.0.0.1:$1/observe/health" && return 0
     sleep 0.5
   done
   echo "bench: instance on port $1 did not become healthy" >&2
   return 1
+}
+
+# shuffled <word>...: the words in a random order, one per line. Each round of a benchmark takes
+# its variants in a new random order: a fixed or rotated order keeps the same neighbours, so the
+# machine's drift would favour some variants over others round after round.
+shuffled() {
+  shuf -e -- "$@"
+}
+
+# median_of <file> <column>: the median of that column's numbers (the mean of the two middle
+# ones for an even count).
+median_of() {
+  sort -g -k"$2,$2" "$1" | awk -v c="$2" '{ v[NR] = $c }
+    END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # start_sink <port> <stderr file>: starts scripts/otlp-sink.py in the background, its pid in
@@ -76,6 +101,17 @@ stop_all() {
   done
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   pids=()
+}
+
+# stop_all_sink_last: stop_all, but the sink (SINK_PID, started by start_sink and kept in pids)
+# after the instances: their last export, on shutdown, reaches it and counts in its last line.
+stop_all_sink_last() {
+  local p others=()
+  for p in "${pids[@]}"; do [ "$p" = "$SINK_PID" ] || others+=("$p"); done
+  pids=("${others[@]+"${others[@]}"}")
+  stop_all
+  pids=("$SINK_PID")
+  stop_all
 }
 
 cleanup() {  # the EXIT trap of the benchmark scripts
@@ -131,31 +167,44 @@ cpu_split() {
        END { printf "%d %d %d\n", all, export, jvm }' "$1" "$2"
 }
 
-# CPU time (ticks) the whole machine spent busy, all processes and the kernel: user, nice,
-# system, irq and softirq of /proc/stat (not idle, iowait, or steal, which is other guests' time).
-machine_busy_ticks() {
-  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+# CPU time (ticks) the whole machine spent in interrupts: irq and softirq of /proc/stat (where
+# the kernel accounts part of loopback's packet handling, charged to no process).
+interrupt_ticks() {
+  awk '$1 == "cpu" { print $7 + $8; exit }' /proc/stat
 }
 
-# measure <url> <pid of the instance serving it>
-#   -> "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>
-#       <the whole machine's busy CPU µs per request>"
+# measure <url> <pid of the instance serving it>: one wrk run; writes to stdout
+#   "<req/s> <p99> <CPU µs per request> <of which export threads> <of which JVM threads>
+#    <the request path's CPU µs per request>"
+# where the request path is the instance, wrk and the kernel's interrupt work: what a request
+# costs the CPU, which bounds throughput when the CPU is busy. Other processes (idle instances,
+# the sink, anything else on the machine) are left out. Exits the script, saying so, when wrk
+# counted answers other than 2xx/3xx or socket errors (timeouts included): wrk counts those in
+# its requests and req/s, and leaves a latency over its timeout out of the percentiles.
 measure() {
-  local spent machine_before machine_after requests
+  local spent irq_before irq_after requests wrk_cpu TIMEFORMAT='%3U %3S'  # (for `time`: wrk's user and system seconds)
   cpu_ticks "$2" >"$WORK/threads.before"
-  machine_before=$(machine_busy_ticks)
-  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$WORK/wrk.out"
-  machine_after=$(machine_busy_ticks)
+  irq_before=$(interrupt_ticks)
+  { time wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency "$1" \
+      >"$WORK/wrk.out" 2>"$WORK/wrk.err"; } 2>"$WORK/wrk.time"
+  irq_after=$(interrupt_ticks)
+  kill -0 "$2" 2>/dev/null || { echo "bench: the instance serving $1 (pid $2) exited: see its log" >&2; exit 1; }
   cpu_ticks "$2" >"$WORK/threads.after"
+  if grep -Eq 'Non-2xx or 3xx responses|Socket errors' "$WORK/wrk.out"; then
+    echo "bench: wrk on $1 had failed requests, which would count as throughput:" >&2
+    grep -E 'Non-2xx or 3xx responses|Socket errors' "$WORK/wrk.out" >&2
+    exit 1
+  fi
   spent=$(cpu_split "$WORK/threads.before" "$WORK/threads.after")
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
-  awk -v spent="$spent" -v machine=$((machine_after - machine_before)) \
+  wrk_cpu=$(awk '{ print $1 + $2 }' "$WORK/wrk.time")
+  awk -v spent="$spent" -v irq=$((irq_after - irq_before)) -v wrk_s="$wrk_cpu" \
       -v hz="$(getconf CLK_TCK)" -v n="$requests" '
     BEGIN { split(spent, s) }
     /Requests\/sec/ { rps = $2 } $1 == "99%" { p99 = $2 }
     END {
       us = 1e6 / hz / n
       printf "%s %s %.0f %.0f %.0f %.0f\n", rps, p99, s[1] * us, s[2] * us, s[3] * us,
-             machine * us
+             (s[1] + irq) * us + wrk_s * 1e6 / n
     }' "$WORK/wrk.out"
 }
