@@ -89,20 +89,19 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_all_sink_last
 
-median() { median_of "$@"; }  # median <file> <column> (bench-lib.sh)
-none=$(median "$WORK/none.cpu" 1)
-none_path=$(median "$WORK/none.cpu" 2)
+none=$(median_of "$WORK/none.cpu" 1)
+none_path=$(median_of "$WORK/none.cpu" 2)
 echo
 echo "Filter timing ($(nproc) cores, $("$JAVA_HOME/bin/java" -version 2>&1 | head -1), median of $ROUNDS rounds, JVM options $JVM_OPTS)"
 echo "| | MODE=none | unsampled | traced |"
 echo "|---|---|---|---|"
 echo "| CPU of the instance per request to /, $CONNECTIONS connections | $none µs |" \
-     "$(median "$WORK/unsampled.cpu" 1) µs | $(median "$WORK/traced.cpu" 1) µs |"
+     "$(median_of "$WORK/unsampled.cpu" 1) µs | $(median_of "$WORK/traced.cpu" 1) µs |"
 echo "| ... with wrk and interrupts (the request path) | $none_path µs |" \
-     "$(median "$WORK/unsampled.cpu" 2) µs | $(median "$WORK/traced.cpu" 2) µs |"
-echo "| Instrumenter start per request, 1 connection | - | $(median "$WORK/unsampled.filter" 1) µs | $(median "$WORK/traced.filter" 1) µs |"
-echo "| Instrumenter end per request, 1 connection | - | $(median "$WORK/unsampled.filter" 2) µs | $(median "$WORK/traced.filter" 2) µs |"
-filter=$(awk -v s="$(median "$WORK/traced.filter" 1)" -v e="$(median "$WORK/traced.filter" 2)" 'BEGIN { printf "%.1f", s + e }')
+     "$(median_of "$WORK/unsampled.cpu" 2) µs | $(median_of "$WORK/traced.cpu" 2) µs |"
+echo "| Instrumenter start per request, 1 connection | - | $(median_of "$WORK/unsampled.filter" 1) µs | $(median_of "$WORK/traced.filter" 1) µs |"
+echo "| Instrumenter end per request, 1 connection | - | $(median_of "$WORK/unsampled.filter" 2) µs | $(median_of "$WORK/traced.filter" 2) µs |"
+filter=$(awk -v s="$(median_of "$WORK/traced.filter" 1)" -v e="$(median_of "$WORK/traced.filter" 2)" 'BEGIN { printf "%.1f", s + e }')
 echo "The traced filter's start and end take $filter µs a request: with a MODE=none request at $none_path µs of CPU"
 echo "(app-a, wrk and interrupts: what a request costs when the CPU is busy), traced can reach at most"
 awk -v b="$none_path" -v f="$filter" 'BEGIN { printf "%.1f / (%.1f + %.1f) = %.1f %% of MODE=none'"'"'s throughput before the export and the log lines add theirs;\n", b, b, f, 100 * b / (b + f) }'

@@ -86,12 +86,11 @@ pids+=("$SINK_PID")
 instances_of() {  # instances_of <variant>: app-a only (`/`), or all three for /chain
   case "$1" in none | traced) echo 1 2 3 ;; *) echo 1 ;; esac
 }
-declare -A app_a instance_pid
+declare -A instance_pid  # "<variant>/<instance>" -> pid; app-a is instance 1
 for variant in "${VARIANTS[@]}"; do
   for i in $(instances_of "$variant"); do
     pid=$(start_instance "$variant" "$i"); pids+=("$pid")
     instance_pid[$variant/$i]=$pid
-    [ "$i" = 1 ] && app_a[$variant]=$pid
   done
 done
 for variant in "${VARIANTS[@]}"; do
@@ -106,7 +105,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round: ${order[*]}"
   for variant in "${order[@]}"; do
     # (not in a command substitution: measure exits the script when a run had failed requests)
-    measure "http://127.0.0.1:$(port_of "$variant" 1)/" "${app_a[$variant]}" >"$WORK/round-$round.$variant"
+    measure "http://127.0.0.1:$(port_of "$variant" 1)/" "${instance_pid[$variant/1]}" >"$WORK/round-$round.$variant"
     read -r rps p99 cpu export_cpu jvm_cpu path_cpu <"$WORK/round-$round.$variant"
     printf '   %-9s / %9s req/s, p99 %8s, %3s µs CPU of app-a per request (%s in span export threads, %s in GC and JIT threads), %s µs with wrk and interrupts\n' \
            "$variant" "$rps" "$p99" "$cpu" "$export_cpu" "$jvm_cpu" "$path_cpu"
@@ -119,12 +118,12 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 rss_of_app_a() {  # rss_of_app_a <variant>: MiB
-  awk '/VmRSS/ { printf "%d\n", $2 / 1024 }' "/proc/${app_a[$1]}/status"
+  awk '/VmRSS/ { printf "%d\n", $2 / 1024 }' "/proc/${instance_pid[$1/1]}/status"
 }
 # Before /chain, which only two variants run (its HTTP client and connections add memory).
 for variant in "${VARIANTS[@]}"; do rss_of_app_a "$variant" >"$WORK/$variant.rss"; done
 for variant in none traced; do
-  measure "http://127.0.0.1:$(port_of "$variant" 1)/chain" "${app_a[$variant]}" >"$WORK/chain.measured"
+  measure "http://127.0.0.1:$(port_of "$variant" 1)/chain" "${instance_pid[$variant/1]}" >"$WORK/chain.measured"
   read -r rps p99 _ <"$WORK/chain.measured"
   echo "$rps $p99 $(rss_of_app_a "$variant")" >"$WORK/$variant.chain"
   echo "== /chain, $variant: $rps req/s, p99 $p99"

@@ -210,27 +210,26 @@ def restoring(*args, timeout=600):
     """Runs the block, then deploy_lab(*args) to give the hosts their own settings back, which
     must pass. Its failure is reported also when the block failed (that error as its cause): a
     host left with a test's settings would otherwise show only in the tests after it."""
+    error = None
     try:
         yield
-    except BaseException as error:
+    except BaseException as e:
+        error = e
+        raise
+    finally:
         restore = deploy_lab(*args, timeout=timeout)
         if restore.returncode != 0:
-            raise AssertionError(f"restoring {args} failed too:\n{restore.stdout[-3000:]}") from error
-        raise
-    restore = deploy_lab(*args, timeout=timeout)
-    assert restore.returncode == 0, f"restoring {args} failed:\n{restore.stdout[-3000:]}"
+            raise AssertionError(f"restoring {args} failed{' too' if error else ''}:\n"
+                                 f"{restore.stdout[-3000:]}") from error
 
 
 def assert_refused(proc, what, *restore_args, timeout=1200):
     """Fails the test when the deploy `proc`, run with `what`, passed. It then changed the hosts:
-    before failing, they are deployed again with their own settings (deploy_lab(*restore_args)),
-    so that the tests after this one do not run on what it applied."""
-    if proc.returncode != 0:
-        return
-    restore = deploy_lab(*restore_args, timeout=timeout)
-    restored = ("the hosts' own settings were deployed again" if restore.returncode == 0 else
-                f"deploying the hosts' own settings failed too:\n{restore.stdout[-3000:]}")
-    pytest.fail(f"the deploy passed with {what}; {restored}")
+    before failing, they are deployed again with their own settings (restoring), so that the
+    tests after this one do not run on what it applied."""
+    if proc.returncode == 0:
+        with restoring(*restore_args, timeout=timeout):
+            pytest.fail(f"the deploy passed with {what}; the hosts' own settings are deployed again")
 
 
 @contextlib.contextmanager
