@@ -7,11 +7,15 @@
 # unit would. Its cassandra.yaml is rendered from the role's template (cassandra-config.yml).
 # Data and logs live in $LAB_STATE/cassandra (thrown away by down.sh).
 #
-# Usage: cassandra.sh start|stop|wait|status
+# Usage: cassandra.sh start|stop|wait|status|nodetool ARGS...
 #   start   fetch jars (cached), render the config, start (no-op when running), wait for CQL
 #   stop    stop it (SIGTERM, then SIGKILL after a grace period)
 #   wait    wait until CQL answers (LAB_CASSANDRA_WAIT seconds, default 180)
 #   status  exit 0 when running and CQL answers
+#   nodetool ARGS...
+#           Cassandra's nodetool (its class, from the same jars) against JMX on 127.0.0.1:7199
+#           of the host's namespace, e.g. nodetool -u cassandra_jmx --password-file
+#           $LAB_STATE/cassandra/conf/jmxremote.password status
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -116,7 +120,9 @@ XML
 
 # JVM options: the essentials of Cassandra's jvm-server.options and jvm17-server.options
 # (G1, and the module exports/opens Cassandra needs on Java 17). JMX only on 127.0.0.1 of node2's
-# namespace: cassandra.jmx.local.port, as cassandra-env.sh sets it with LOCAL_JMX=yes.
+# namespace: cassandra.jmx.local.port and authenticate=false, as cassandra-env.sh sets them with
+# LOCAL_JMX=yes; last, as cassandra-env.sh appends the unit's JVM_EXTRA_OPTS, the role's options
+# that turn JMX's password on (jmx.options, from cassandra_jmx_jvm_options).
 jvm_options() {
   local conf=$CASSANDRA_STATE/conf m
   printf '%s\n' "-Xms$LAB_CASSANDRA_HEAP" "-Xmx$LAB_CASSANDRA_HEAP" -XX:+UseG1GC \
@@ -129,6 +135,7 @@ jvm_options() {
     "-Dcassandra.storagedir=$CASSANDRA_STATE/data" \
     "-Dcassandra.logdir=$CASSANDRA_STATE/logs" \
     -Dcassandra-foreground=yes -Dcassandra.jmx.local.port=7199 \
+    -Dcom.sun.management.jmxremote.authenticate=false \
     -Dcassandra.skip_wait_for_gossip_to_settle=0
   for m in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi \
     java.rmi/sun.rmi.registry java.rmi/sun.rmi.server java.sql/java.sql java.base/java.lang.ref \
@@ -142,6 +149,7 @@ jvm_options() {
     java.base/java.lang java.base/java.util; do
     printf -- '--add-opens\n%s=ALL-UNNAMED\n' "$m"
   done
+  cat "$conf/jmx.options"
 }
 
 wait_cql() {
@@ -174,6 +182,20 @@ start_cassandra() {
     -cp "$CASSANDRA_STATE/conf:$CASSANDRA_CACHE/lib/*" "$main_class"
 }
 
+# What the release's bin/nodetool runs, with the lab's Java and jars and those exports of the
+# release's jvm17-clients.options that nodetool needs; its exit status is nodetool's.
+run_nodetool() {
+  local netns java
+  netns=$(host_netns "$LAB_CASSANDRA_HOST")
+  [[ -e /run/netns/$netns ]] || die "network namespace $netns missing: run ansible/lab/up.sh first"
+  [[ -f $CASSANDRA_CACHE/lib/.complete ]] || die "no cassandra-all jars in $CASSANDRA_CACHE: run cassandra.sh start first"
+  java=$(find_java17)
+  ip netns exec "$netns" "$java" -Xmx128m -Dlogback.configurationFile="$CASSANDRA_STATE/conf/logback.xml" \
+    --add-exports=java.base/sun.nio.ch=ALL-UNNAMED --add-exports=java.base/jdk.internal.ref=ALL-UNNAMED \
+    --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
+    -cp "$CASSANDRA_CACHE/lib/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p 7199 "$@"
+}
+
 main() {
   require_root
   mkdir -p "$LAB_STATE"
@@ -185,7 +207,8 @@ main() {
     stop) run_stage "cassandra stop" stop_daemon cassandra ;;
     wait) run_stage "cassandra wait" wait_cql ;;
     status) daemon_alive cassandra && cql_answers ;;
-    *) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    nodetool) shift; run_nodetool "$@" ;;
+    *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

@@ -57,6 +57,7 @@ SECRETS = {
     "grafana-secret-key": 40,
     "cassandra-admin-password": 32,
     "cassandra-jaeger-password": 32,
+    "cassandra-jmx-password": 32,
 }
 CHARS = ["ascii_letters", "digits"]
 

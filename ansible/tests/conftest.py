@@ -50,7 +50,7 @@ SSH_OPTIONS = [
 def lab_settings():
     """The lab.env settings as the lab scripts see them (environment overrides included)."""
     names = {"ssh_key": "LAB_SSH_KEY", "net_prefix": "LAB_NET_PREFIX", "bridge": "LAB_BRIDGE",
-             "netns_prefix": "LAB_NETNS_PREFIX"}
+             "netns_prefix": "LAB_NETNS_PREFIX", "state": "LAB_STATE"}
     out = subprocess.run(
         ["bash", "-c", f'. "{LAB_ENV}" && printf "%s\\n" ' + " ".join(f'"${v}"' for v in names.values())],
         check=True, capture_output=True, text=True, timeout=30,

@@ -8,8 +8,9 @@ passwords are those the deployment generated on the controller (~/.config/helido
 Proves: without credentials and with the default cassandra/cassandra CQL is refused; Jaeger's
 role reads its keyspace but cannot create roles, drop a keyspace it does not own, alter its
 keyspace or read the role table; the admin works and the default superuser is disabled; JMX
-listens on the loopback address only; Jaeger's configs holding the password are 0640
-root:<service>; and a /chain trace still reaches jaeger-query through the authenticated store.
+listens on the loopback address only and refuses nodetool without its password or with a wrong
+one; Jaeger's configs holding the password are 0640 root:<service>; and a /chain trace still
+reaches jaeger-query through the authenticated store.
 """
 import json
 import secrets
@@ -29,6 +30,10 @@ CASSANDRA_HOST = GROUPS["cassandra"][0]
 CQL_ADDR = addr(CASSANDRA_HOST)
 CQL_PORT = 9042
 JMX_PORT = 7199
+JMX_USER = "cassandra_jmx"            # cassandra_jmx_username
+# The lab's Cassandra reads the config the role rendered here (ansible/lab/cassandra.sh).
+LAB_CASSANDRA = Path(__file__).resolve().parents[1] / "lab" / "cassandra.sh"
+JMX_PASSWORD_FILE = Path(SETTINGS["state"]) / "cassandra" / "conf" / "jmxremote.password"
 TRACE_TIMEOUT = 90
 
 # Runs on the Cassandra host: reads one JSON request from stdin (user, password, statements),
@@ -187,6 +192,31 @@ def test_jmx_listens_on_loopback_only():
     assert listeners, f"nothing listens on {JMX_PORT}: is Cassandra running with JMX?"
     loopback = {"0100007F:" + port, "00000000000000000000000001000000:" + port}
     assert set(listeners) <= loopback, f"JMX listens beyond loopback: {listeners}"
+
+
+def nodetool(*args):
+    """Cassandra's nodetool against JMX on 127.0.0.1:7199 of the Cassandra host's namespace."""
+    proc = subprocess.run([str(LAB_CASSANDRA), "nodetool", *args], capture_output=True, text=True, timeout=180)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def test_jmx_asks_for_its_password():
+    mode = JMX_PASSWORD_FILE.stat().st_mode & 0o777
+    assert mode == 0o640, f"{JMX_PASSWORD_FILE} has mode {oct(mode)}, not 0640"
+    # The form both Cassandra's JMX server and nodetool's --password-file read: "user password".
+    assert JMX_PASSWORD_FILE.read_text() == f"{JMX_USER} {password('cassandra-jmx-password')}\n", \
+        f"{JMX_PASSWORD_FILE} does not hold {JMX_USER} and the controller's generated password"
+    refusals = {
+        "without credentials": ((), "Credentials required"),
+        "with a wrong password": (("-u", JMX_USER, "-pw", "wrong-" + secrets.token_hex(8)), "Invalid username or password"),
+    }
+    for what, (credentials, expected) in refusals.items():
+        rc, out = nodetool(*credentials, "version")
+        print(f"nodetool {what}: exit {rc}: {out.splitlines()[0] if out else ''}")
+        assert rc != 0 and expected in out, f"JMX answered nodetool {what} (exit {rc}): {out[-1000:]}"
+    rc, out = nodetool("-u", JMX_USER, "--password-file", str(JMX_PASSWORD_FILE), "version")
+    print(f"nodetool with the password file: exit {rc}: {out.splitlines()[-1] if out else ''}")
+    assert rc == 0 and "ReleaseVersion:" in out, f"nodetool with the password file failed (exit {rc}): {out[-1000:]}"
 
 
 @pytest.mark.parametrize("group,path,service", [

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -225,6 +226,21 @@ def test_rendered_units_have_a_memory_bound(rendered, unit):
         assert high and limit and 0 < int(high[1]) < int(limit[1]), \
             f"{host} {unit}: MemoryHigh={svc['MemoryHigh']} MemoryMax={svc['MemoryMax']}"
         assert svc.get("MemorySwapMax") == "0", f"{host} {unit}"
+
+
+def test_cassandra_unit_asks_jmx_for_a_password(rendered):
+    """LOCAL_JMX=yes makes cassandra-env.sh pass jmxremote.authenticate=false; the unit's
+    JVM_EXTRA_OPTS, which it appends last, turn JMX's password on (the lab's Cassandra runs with the
+    same options and test_cassandra_auth.py shows nodetool refused without it)."""
+    for host, (f, _) in rendered_unit(rendered, "cassandra").items():
+        env = dict(token.split("=", 1) for line in f.read_text().splitlines()
+                   if line.startswith("Environment=") for token in shlex.split(line[len("Environment="):]))
+        opts = env.get("JVM_EXTRA_OPTS", "").split()
+        assert env.get("LOCAL_JMX") == "yes", f"{host}: LOCAL_JMX={env.get('LOCAL_JMX')!r}"
+        for opt in ("-Dcom.sun.management.jmxremote.authenticate=true",
+                    "-Dcom.sun.management.jmxremote.password.file=/etc/cassandra/jmxremote.password",
+                    "--add-exports=java.management/com.sun.jmx.remote.security=ALL-UNNAMED"):
+            assert opt in opts, f"{host}: {opt} not in JVM_EXTRA_OPTS {opts}"
 
 
 def test_dashboard_json_is_valid():

@@ -5,7 +5,7 @@
 # a real Cassandra (cassandra-all from Maven Central, on the host's Java 17) in node2's network
 # namespace, listening on 192.168.56.12:9042 where the cassandra role's unit would. The namespace
 # is the LXC container's own, named vlxc-node2 (`ip netns attach`) for the time of the test.
-# Usage: cassandra.sh start|stop|wait|status (those of ansible/lab/cassandra.sh).
+# Usage: cassandra.sh start|stop|wait|status|nodetool ARGS... (those of ansible/lab/cassandra.sh).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -26,8 +26,8 @@ attach_netns() {
 
 case "${1:-}" in
   start) attach_netns ;;
-  stop | wait | status) ;;
-  *) die "usage: $0 start|stop|wait|status" ;;
+  stop | wait | status | nodetool) ;;
+  *) die "usage: $0 start|stop|wait|status|nodetool ARGS..." ;;
 esac
 mkdir -p "$VLXC_STATE"
 # The lab's script with this path's addresses, namespace prefix and state; the jars and the venv
