@@ -22,6 +22,9 @@
 #                not run when the artifacts stage failed (it deploys the same archives)
 # Prints "<stage>: N passed, N failed" per stage, then the total, and exits non-zero on failure.
 # TEST_STAGES="maven lint" limits the run to the named stages (lab-down always runs if lab ran).
+# TEST_TIME_LIMIT (seconds, default 5100 = 85 min; 0 = none): past it the run stops as on a TERM
+# (the stage running stopped, the lab taken down, the summary printed), so that a stage that hangs
+# still cleans up before an outer limit (CI's 90 minutes) kills the run without a word.
 set -uo pipefail
 ALL_STAGES="maven lint artifacts lab verify vagrant"
 if (($# > 0)); then
@@ -33,6 +36,9 @@ for stage in $STAGES; do
   [[ " $ALL_STAGES " == *" $stage "* ]] ||
     { echo "TEST_STAGES: unknown stage '$stage'; the stages are: $ALL_STAGES" >&2; exit 2; }
 done
+TIME_LIMIT=${TEST_TIME_LIMIT:-5100}
+[[ $TIME_LIMIT =~ ^[0-9]+$ ]] ||
+  { echo "TEST_TIME_LIMIT: whole seconds expected (0 = no limit), got '$TIME_LIMIT'" >&2; exit 2; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=../ansible/lab/lab.env
@@ -56,6 +62,7 @@ LAUNCHING=""  # set while run forks its command
 # more: on TERM, vagrant-test.sh destroys its containers and undoes its host set-up (about 1-2 min).
 STOP_GRACE=30
 SINK_PID=""  # the OTLP sink of bench_floor_smoke while it runs
+WATCHDOG=""  # the session that sends ALRM at TIME_LIMIT (see start_watchdog)
 
 say() { STAGE=$*; printf '\n=== %s [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 
@@ -300,7 +307,16 @@ stage_vagrant() {
   fi
 }
 
+# A session of its own (setsid), so that finish stops its sleep with it; its output goes nowhere
+# (it must not hold the console's pipe open after the run).
+start_watchdog() {
+  ((TIME_LIMIT > 0)) || return 0
+  setsid bash -c 'sleep "$1" && kill -ALRM "$2"' watchdog "$TIME_LIMIT" "$$" </dev/null >/dev/null 2>&1 3>&- 4>&- &
+  WATCHDOG=$!
+}
+
 finish() {
+  if [ -n "$WATCHDOG" ]; then stop_session "$WATCHDOG" 5; WATCHDOG=""; fi
   [ "$LAB_STARTED" -eq 1 ] && stage_lab_down
   echo
   echo "=== summary"
@@ -312,9 +328,13 @@ finish() {
 # on_signal <name> <number>: stops the command running, records the interrupted stage as a
 # failure, takes the lab down if it was started, prints the summary, exits 128 + <number>.
 on_signal() {
-  trap '' INT TERM HUP  # a second Ctrl-C must not cut the clean-up short
+  trap '' INT TERM HUP ALRM  # a second Ctrl-C must not cut the clean-up short
   exec 1>&3 2>&4
-  echo "test.sh: SIG$1 during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
+  if [ "$1" = ALRM ]; then
+    echo "test.sh: the time limit (TEST_TIME_LIMIT=${TIME_LIMIT}s) passed during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
+  else
+    echo "test.sh: SIG$1 during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
+  fi
   # A signal right after run's fork finds CHILD empty; $! is the new session then. (Right before
   # the fork, $! is an earlier command's session, long ended: stop_session finds nothing there.)
   if [ -z "$CHILD" ] && [ -n "$LAUNCHING" ]; then CHILD=$!; fi
@@ -323,13 +343,15 @@ on_signal() {
     wait "$CHILD" 2>/dev/null
   fi
   [ -z "$SINK_PID" ] || kill "$SINK_PID" 2>/dev/null
-  record "interrupted (SIG$1)" 0 1 $((SECONDS - T0))
+  if [ "$1" = ALRM ]; then record "time limit" 0 1 $((SECONDS - T0)); else record "interrupted (SIG$1)" 0 1 $((SECONDS - T0)); fi
   finish
   exit $((128 + $2))
 }
 trap 'on_signal INT 2' INT
 trap 'on_signal TERM 15' TERM
 trap 'on_signal HUP 1' HUP
+trap 'on_signal ALRM 14' ALRM
+start_watchdog
 
 if ! stage_prerequisites; then
   record prerequisites 0 1 $((SECONDS - T0))
