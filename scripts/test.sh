@@ -311,6 +311,7 @@ stage_vagrant() {
 # (it must not hold the console's pipe open after the run).
 start_watchdog() {
   ((TIME_LIMIT > 0)) || return 0
+  # shellcheck disable=SC2016  # $1 and $2 are the inner shell's arguments
   setsid bash -c 'sleep "$1" && kill -ALRM "$2"' watchdog "$TIME_LIMIT" "$$" </dev/null >/dev/null 2>&1 3>&- 4>&- &
   WATCHDOG=$!
 }
