@@ -331,11 +331,9 @@ finish() {
 on_signal() {
   trap '' INT TERM HUP ALRM  # a second Ctrl-C must not cut the clean-up short
   exec 1>&3 2>&4
-  if [ "$1" = ALRM ]; then
-    echo "test.sh: the time limit (TEST_TIME_LIMIT=${TIME_LIMIT}s) passed during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
-  else
-    echo "test.sh: SIG$1 during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
-  fi
+  local cause="SIG$1" label="interrupted (SIG$1)"
+  if [ "$1" = ALRM ]; then cause="the time limit (TEST_TIME_LIMIT=${TIME_LIMIT}s) passed"; label="time limit"; fi
+  echo "test.sh: $cause during: ${STAGE:-start-up}; stopping it and cleaning up" >&2
   # A signal right after run's fork finds CHILD empty; $! is the new session then. (Right before
   # the fork, $! is an earlier command's session, long ended: stop_session finds nothing there.)
   if [ -z "$CHILD" ] && [ -n "$LAUNCHING" ]; then CHILD=$!; fi
@@ -344,7 +342,7 @@ on_signal() {
     wait "$CHILD" 2>/dev/null
   fi
   [ -z "$SINK_PID" ] || kill "$SINK_PID" 2>/dev/null
-  if [ "$1" = ALRM ]; then record "time limit" 0 1 $((SECONDS - T0)); else record "interrupted (SIG$1)" 0 1 $((SECONDS - T0)); fi
+  record "$label" 0 1 $((SECONDS - T0))
   finish
   exit $((128 + $2))
 }

@@ -50,6 +50,14 @@ cql_answers() {
     timeout 2 bash -c "exec 3<>/dev/tcp/$CASSANDRA_ADDR/$CQL_PORT" 2>/dev/null
 }
 
+# The network namespace of the Cassandra host, which must exist (up.sh makes it).
+cassandra_netns() {
+  local netns
+  netns=$(host_netns "$LAB_CASSANDRA_HOST")
+  [[ -e /run/netns/$netns ]] || die "network namespace $netns missing: run ansible/lab/up.sh first"
+  echo "$netns"
+}
+
 find_java17() {
   local j
   if [[ -n $LAB_CASSANDRA_JAVA_HOME ]]; then echo "$LAB_CASSANDRA_JAVA_HOME/bin/java"; return; fi
@@ -166,8 +174,7 @@ wait_cql() {
 
 start_cassandra() {
   local netns java opts=() main_class=org.apache.cassandra.service.CassandraDaemon
-  netns=$(host_netns "$LAB_CASSANDRA_HOST")
-  [[ -e /run/netns/$netns ]] || die "network namespace $netns missing: run ansible/lab/up.sh first"
+  netns=$(cassandra_netns)
   if daemon_alive cassandra; then
     log "Cassandra already running (pid $(<"$(daemon_dir)/cassandra.pid"))"
     return 0
@@ -186,8 +193,7 @@ start_cassandra() {
 # release's jvm17-clients.options that nodetool needs; its exit status is nodetool's.
 run_nodetool() {
   local netns java
-  netns=$(host_netns "$LAB_CASSANDRA_HOST")
-  [[ -e /run/netns/$netns ]] || die "network namespace $netns missing: run ansible/lab/up.sh first"
+  netns=$(cassandra_netns)
   [[ -f $CASSANDRA_CACHE/lib/.complete ]] || die "no cassandra-all jars in $CASSANDRA_CACHE: run cassandra.sh start first"
   java=$(find_java17)
   ip netns exec "$netns" "$java" -Xmx128m -Dlogback.configurationFile="$CASSANDRA_STATE/conf/logback.xml" \
