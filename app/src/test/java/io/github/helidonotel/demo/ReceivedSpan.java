@@ -24,9 +24,25 @@ record ReceivedSpan(String traceId,
                     String name,
                     Span.SpanKind kind,
                     Status.StatusCode status,
-                    List<String> eventNames,
+                    List<Event> events,
                     Map<String, String> attributes,
                     Map<String, String> resource) {
+
+    /** A span event with its attributes as text. */
+    record Event(String name, Map<String, String> attributes) {
+    }
+
+    List<String> eventNames() {
+        return events.stream().map(Event::name).toList();
+    }
+
+    /** The {@code exception.type} of each exception event, in the order they were recorded. */
+    List<String> exceptionTypes() {
+        return events.stream()
+                .filter(event -> event.name().equals("exception"))
+                .map(event -> event.attributes().get("exception.type"))
+                .toList();
+    }
 
     String serviceName() {
         return resource.get("service.name");
@@ -53,7 +69,10 @@ record ReceivedSpan(String traceId,
                                                span.getName(),
                                                span.getKind(),
                                                span.getStatus().getCode(),
-                                               span.getEventsList().stream().map(Span.Event::getName).toList(),
+                                               span.getEventsList().stream()
+                                                       .map(event -> new Event(event.getName(),
+                                                                               asText(event.getAttributesList())))
+                                                       .toList(),
                                                asText(span.getAttributesList()),
                                                resource));
                 }

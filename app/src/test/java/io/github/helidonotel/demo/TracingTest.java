@@ -1,5 +1,9 @@
 package io.github.helidonotel.demo;
 
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -8,6 +12,7 @@ import java.util.Set;
 import java.util.stream.Collectors;
 
 import io.helidon.webclient.api.WebClient;
+import io.helidon.webserver.CloseConnectionException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -162,18 +167,53 @@ class TracingTest {
             ReceivedSpan error = only(spans, span -> span.name().equals("GET /error_test"));
             assertThat(error.status(), is(STATUS_CODE_ERROR));
             assertThat(error.attributes().get("error.type"), is("500"));
-            assertThat(error.eventNames(), hasItem("exception"));
+            assertThat("the handler's exception, recorded once", error.exceptionTypes(),
+                       contains(IllegalStateException.class.getName()));
             ReceivedSpan invalidItem = only(spans, span -> span.name().equals("GET /items/{item_id}"));
             assertThat(invalidItem.attributes().get("http.response.status_code"), is("422"));
             assertThat(invalidItem.status(), is(STATUS_CODE_UNSET));
             ReceivedSpan noRoute = only(spans, span -> "/no_such_route".equals(span.attributes().get("url.path")));
             assertThat("no route to name it after", noRoute.name(), is("GET"));
+            assertThat(noRoute.attributes().get("http.response.status_code"), is("404"));
             assertThat(noRoute.status(), is(STATUS_CODE_UNSET));
             // The health check came first and spans are exported in the order they end, so a
             // span of it would be here by now.
             assertThat(spans.stream().map(span -> span.attributes().get("url.path")).toList(),
                        not(hasItem(org.hamcrest.Matchers.startsWith("/observe"))));
             assertThat(spans.stream().filter(ReceivedSpan::isServer).toList(), hasSize(3));
+        }
+    }
+
+    /**
+     * A client that leaves before the answer: writing it fails, Helidon closes the connection, and
+     * the span says so instead of claiming the 200 that the response held but never delivered.
+     */
+    @Test
+    void aClientThatLeavesBeforeTheAnswerLeavesAnErrorSpanWithoutAStatus() throws Exception {
+        int port = Instances.freePort();
+        try (OtlpReceiver receiver = OtlpReceiver.start(ExportMode.Protocol.HTTP);
+             DemoServer ignored = start(port, exportingTo(receiver, ExportMode.OTEL_COLLECTOR_HTTP, "app-a"))) {
+            String traceId = Instances.newTraceId();
+            try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+                String request = "GET /io_task HTTP/1.1\r\nHost: 127.0.0.1\r\ntraceparent: "
+                        + Instances.traceparent(traceId, CALLER_SPAN_ID) + "\r\n\r\n";
+                socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+                socket.getOutputStream().flush();
+                // /io_task answers after a second; closing with a zero linger resets the
+                // connection at once, so that writing the answer fails.
+                socket.setSoLinger(true, 0);
+            }
+
+            receiver.await(received -> !receiver.spansOfTrace(traceId).isEmpty(), WAIT);
+            ReceivedSpan span = only(receiver.spansOfTrace(traceId), ReceivedSpan::isServer);
+            assertThat(span.name(), is("GET /io_task"));
+            assertThat(span.status(), is(STATUS_CODE_ERROR));
+            assertThat(span.attributes(), not(hasKey("http.response.status_code")));
+            assertThat("Helidon's exception names the failure", span.attributes().get("error.type"),
+                       is(CloseConnectionException.class.getName()));
+            assertThat("the failed write, recorded in the handler, then Helidon's closing",
+                       span.exceptionTypes(), contains(UncheckedIOException.class.getName(),
+                                                       CloseConnectionException.class.getName()));
         }
     }
 
