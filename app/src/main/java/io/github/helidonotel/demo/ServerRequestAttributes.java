@@ -31,15 +31,9 @@ enum ServerRequestAttributes implements HttpServerAttributesGetter<ServerRequest
         return request.headers().all(HeaderNameCache.of(name), List::of);
     }
 
-    /**
-     * The status sent, or none when an exception got past Helidon's error handling: Helidon then
-     * closes the connection because it could not answer (e.g. the client left and writing the
-     * answer failed), so the status the response holds may never have reached the client. Without
-     * a status the conventions name the exception's class in {@code error.type} instead.
-     */
     @Override
     public Integer getHttpResponseStatusCode(ServerRequest request, ServerResponse response, Throwable error) {
-        return error == null ? response.status().code() : null;
+        return response.status().code();
     }
 
     @Override

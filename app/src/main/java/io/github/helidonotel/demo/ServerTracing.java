@@ -91,18 +91,19 @@ final class ServerTracing implements HttpFeature, Filter, Weighted {
             return;
         }
         Context context = instrumenter.start(parent, req);
-        Throwable error = null;
         try (Scope ignored = context.makeCurrent()) {
             reportMalformedTraceparent(req);
-            // Helidon's error handlers answer a handler's exception inside the chain (a 500), so
-            // an exception gets here only when Helidon itself failed to answer.
             chain.proceed();
         } catch (RuntimeException | Error e) {
-            error = e;
+            // Helidon's error handlers answer a handler's exception inside the chain (a 500), so
+            // an exception gets here only when Helidon could not answer and closes the connection
+            // (e.g. the client left and writing the answer failed). The span ends without a
+            // response then: the status the response holds may never have reached the client, and
+            // the conventions name the exception's class in error.type instead.
+            instrumenter.end(context, req, null, e);
             throw e;
-        } finally {
-            instrumenter.end(context, req, res, error);
         }
+        instrumenter.end(context, req, res, null);
     }
 
     /** Extracts the caller's context once more, only when it sent a traceparent, to tell whether it was taken. */

@@ -32,10 +32,6 @@ record ReceivedSpan(String traceId,
     record Event(String name, Map<String, String> attributes) {
     }
 
-    List<String> eventNames() {
-        return events.stream().map(Event::name).toList();
-    }
-
     /** The {@code exception.type} of each exception event, in the order they were recorded. */
     List<String> exceptionTypes() {
         return events.stream()
