@@ -225,6 +225,8 @@ def assert_stopped_in_the_first_play(result, inventory):
      r"firewall_extra_ports\.protocol\. Supported parameters include: comment, port, proto, scope"),
     # refused by the app role's preflight: an extra variable the env file sets already
     ("app_extra_env", {"MODE": "none"}, r"app_extra_env: MODE is written by app\.env\.j2 already"),
+    # refused by the app role's preflight: no time at all for the instances to become healthy
+    ("app_health_timeout", 0, r"app_health_timeout 1 s or more \(got 0\)"),
     # refused by the app role's preflight: a JVM option the unit's $JAVA_OPTS would split in two
     ("app_java_opts_extra", ["-Dgreeting=hello world"],
      r"app_java_opts_extra: .*-Dgreeting=hello world.* hold spaces, quotes or backslashes"),
@@ -304,7 +306,9 @@ def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words():
     unit the test starts) starts, cannot bind it, exits, and is restarted every 5 s. The deploy
     fails with the Collector's own error from the journal of its last run, not only the wait's
     "connection refused"; the next deploy puts it back. (Its template checker cannot catch this:
-    `otelcol validate` binds nothing.)"""
+    `otelcol validate` binds nothing.) The port's holder accepts connections and never answers,
+    as a hung service would: the wait still ends at its timeout, not after its count of tries
+    (each of which took 30 s here, so a 10 s wait lasted 190 s)."""
     collector_addr = addr(COLLECTOR_HOST)
     ready_timeout = 10
     held_port = COLLECTOR_HEALTH_PORT + 66
@@ -315,6 +319,13 @@ def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words():
                 in bad.stdout), bad.stdout[-3000:]
         assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
         assert "address already in use" in bad.stdout, bad.stdout[-3000:]
+        # The wait's own duration, from the task timings the deploy prints (profile_tasks); its
+        # last try may begin just before the deadline and take the 5 s a try may last.
+        waited = re.search(r"Wait until it answers 200 on \S+ -+ ([0-9.]+)s", bad.stdout)
+        assert waited, f"no time of the wait in the deploy's task timings:\n{bad.stdout[-3000:]}"
+        assert float(waited.group(1)) <= ready_timeout + 10, \
+            f"the wait of {ready_timeout} s lasted {waited.group(1)} s"
+        print(f"the wait of {ready_timeout} s on a port that never answers ended after {waited.group(1)} s")
     # On the Collector's host: its health port is open to the cluster's hosts only (role firewall).
     assert http_get_on(collector_addr, f"http://{collector_addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
 
