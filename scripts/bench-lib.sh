@@ -46,10 +46,10 @@ require_free_ports() {
   [ -z "$taken" ] || { echo "bench: ports $taken (of $1-$2) are in use: stop what listens there or set BENCH_BASE_PORT" >&2; exit 1; }
 }
 
-await_healthy() {  # await_healthy <port> <pid of the instance>, at most 60 s
+await_healthy() {  # await_healthy <port> <pid of the instance>, at most 60 s of tries (2 s each at most)
   for _ in $(seq 1 120); do
     kill -0 "$2" 2>/dev/null || { echo "bench: the instance for port $1 (pid $2) exited" >&2; return 1; }
-    curl -sf -o /dev/null "http://127.0.0.1:$1/observe/health" && return 0
+    curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$1/observe/health" && return 0
     sleep 0.5
   done
   echo "bench: instance on port $1 did not become healthy" >&2
