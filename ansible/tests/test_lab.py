@@ -302,8 +302,24 @@ def test_a_jaeger_service_switched_off_stops_and_starts_again_when_switched_on(h
     assert query.is_running and query.is_enabled
 
 
+def assert_not_ready_in_its_own_words(bad, unit, url, ready_timeout):
+    """Asserts that a deploy failed in role common's wait_http, for unit on url, with what the
+    unit said ("address already in use": the tests hold its port), and that the wait ended at its
+    timeout; returns how long it took (s), from the task timings the deploy prints
+    (profile_tasks). Its last try may begin just before the deadline and take the 5 s a try may
+    last."""
+    assert bad.returncode != 0, f"the deploy passed with {unit}'s port taken"
+    assert f"{unit} did not answer 200 on {url} within {ready_timeout} s" in bad.stdout, bad.stdout[-3000:]
+    assert f"{unit} said:" in bad.stdout, bad.stdout[-3000:]
+    assert "address already in use" in bad.stdout, bad.stdout[-3000:]
+    waited = re.search(r"Wait until each readiness URL answers, by the deadline -+ ([0-9.]+)s", bad.stdout)
+    assert waited, f"no time of the wait in the deploy's task timings:\n{bad.stdout[-3000:]}"
+    assert float(waited.group(1)) <= ready_timeout + 10, f"the wait of {ready_timeout} s lasted {waited.group(1)} s"
+    return float(waited.group(1))
+
+
 def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words():
-    """The readiness wait every role but app's goes through (role common's start_unit): a
+    """The readiness wait of every role (role common's wait_http, here through start_unit): a
     Collector whose health check is put on a port another process of its host holds (a transient
     unit the test starts) starts, cannot bind it, exits, and is restarted every 5 s. The deploy
     fails with the Collector's own error from the journal of its last run, not only the wait's
@@ -316,18 +332,9 @@ def test_a_service_that_is_not_ready_fails_the_deploy_with_its_own_words():
     held_port = COLLECTOR_HEALTH_PORT + 66
     with deploy_with_port_held(COLLECTOR_HOST, "otel_collector_configure", held_port, {
             "otel_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}) as bad:
-        assert bad.returncode != 0, "the deploy passed with the Collector's health check on a port taken"
-        assert (f"otel-collector did not answer 200 on http://{collector_addr}:{held_port}/ within {ready_timeout} s"
-                in bad.stdout), bad.stdout[-3000:]
-        assert "otel-collector said:" in bad.stdout, bad.stdout[-3000:]
-        assert "address already in use" in bad.stdout, bad.stdout[-3000:]
-        # The wait's own duration, from the task timings the deploy prints (profile_tasks); its
-        # last try may begin just before the deadline and take the 5 s a try may last.
-        waited = re.search(r"Wait until each readiness URL answers, by the deadline -+ ([0-9.]+)s", bad.stdout)
-        assert waited, f"no time of the wait in the deploy's task timings:\n{bad.stdout[-3000:]}"
-        assert float(waited.group(1)) <= ready_timeout + 10, \
-            f"the wait of {ready_timeout} s lasted {waited.group(1)} s"
-        print(f"the wait of {ready_timeout} s on a port that never answers ended after {waited.group(1)} s")
+        waited = assert_not_ready_in_its_own_words(
+            bad, "otel-collector", f"http://{collector_addr}:{held_port}/", ready_timeout)
+        print(f"the wait of {ready_timeout} s on a port that never answers ended after {waited} s")
     # On the Collector's host: its health port is open to the cluster's hosts only (role firewall).
     assert http_get_on(collector_addr, f"http://{collector_addr}:{COLLECTOR_HEALTH_PORT}/", timeout=5)[0] == 200
 
@@ -344,17 +351,12 @@ def test_a_collector_not_ready_after_its_restart_fails_the_deploy_with_its_own_w
     held_port = 13134 + 66
     with deploy_with_port_held(host, "jaeger_configure", held_port, {
             "jaeger_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}) as bad:
-        assert bad.returncode != 0, "the deploy passed with jaeger-collector's health check on a port taken"
+        waited = assert_not_ready_in_its_own_words(
+            bad, "jaeger-collector", f"http://{addr(host)}:{held_port}/status", ready_timeout)
+        # the handler's wait, not start_unit's after it
         assert "RUNNING HANDLER [jaeger : Wait for jaeger-collector after the restart]" in bad.stdout, \
             bad.stdout[-3000:]
-        assert (f"jaeger-collector did not answer 200 on http://{addr(host)}:{held_port}/status within {ready_timeout} s"
-                in bad.stdout), bad.stdout[-3000:]
-        assert "jaeger-collector said:" in bad.stdout, bad.stdout[-3000:]
-        assert "address already in use" in bad.stdout, bad.stdout[-3000:]
-        waited = re.search(r"Wait until each readiness URL answers, by the deadline -+ ([0-9.]+)s", bad.stdout)
-        assert waited, f"no time of the wait in the deploy's task timings:\n{bad.stdout[-3000:]}"
-        assert float(waited.group(1)) <= ready_timeout + 10, f"the wait of {ready_timeout} s lasted {waited.group(1)} s"
-        print(f"the handler's wait of {ready_timeout} s ended after {waited.group(1)} s")
+        print(f"the handler's wait of {ready_timeout} s ended after {waited} s")
 
 
 def test_rebooted_host_comes_back_with_its_units(inventory, ssh_key):
