@@ -22,6 +22,7 @@ LOG_WAIT = 30  # seconds for a log line to reach the file
 # The Collector's host in inventories/lab/hosts.yml, and its ports (the role's defaults).
 COLLECTOR_HOST = "node1"
 COLLECTOR_HEALTH_PORT = 13133
+JAEGER_COLLECTOR_HEALTH_PORT = 13134  # the jaeger role's jaeger_collector_health_port
 COLLECTOR_GRPC_PORT = 4317
 
 
@@ -348,7 +349,7 @@ def test_a_collector_not_ready_after_its_restart_fails_the_deploy_with_its_own_w
     bind it and exits."""
     host = GROUPS["jaeger_collector"][0]
     ready_timeout = 10
-    held_port = 13134 + 66
+    held_port = JAEGER_COLLECTOR_HEALTH_PORT + 66
     with deploy_with_port_held(host, "jaeger_configure", held_port, {
             "jaeger_collector_health_port": held_port, "common_start_unit_ready_timeout": ready_timeout}) as bad:
         waited = assert_not_ready_in_its_own_words(
