@@ -59,8 +59,9 @@ def lab_settings():
 
 
 def lab_inventory():
-    """{host: {"addr": ..., "apps": [...], "ports": {app: port}, "modes": {app: MODE}}} of the lab
-    inventory, with its variables rendered ("modes" is the inventory's app_instance_modes)."""
+    """{host: {"addr": ..., "apps": [...], "ports": {app: port}, "modes": {app: MODE}, "spm": bool,
+    "logs": bool}} of the lab inventory, with its variables rendered ("modes" is the inventory's
+    app_instance_modes, "spm" and "logs" its spm_enabled and logs_enabled)."""
     # Not the project's ansible.cfg (its extra callbacks print to stdout): plain JSON output.
     env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
@@ -69,7 +70,8 @@ def lab_inventory():
           "'apps': app_instances | default([]), " \
           "'ports': dict(app_instances | default([]) | product([app_port | default(8000)]))" \
           " | combine(app_instance_ports | default({})), " \
-          "'modes': app_instance_modes | default({})} | to_json }}"
+          "'modes': app_instance_modes | default({}), " \
+          "'spm': spm_enabled | default(false) | bool, 'logs': logs_enabled | default(false) | bool} | to_json }}"
     proc = subprocess.run(
         [str(ansible), "all", "-i", str(INVENTORY), "-m", "ansible.builtin.debug", "-a", f"msg={msg}"],
         cwd="/", env=env, capture_output=True, text=True, timeout=120,
@@ -107,6 +109,9 @@ def addr(host):
 SETTINGS = lab_settings()
 INVENTORY_HOSTS = lab_inventory()
 GROUPS = inventory_groups()
+# The inventory's optional topologies (group_vars/all): span metrics, and logs shipped to Loki.
+SPM_ENABLED = any(values["spm"] for values in INVENTORY_HOSTS.values())
+LOGS_ENABLED = any(values["logs"] for values in INVENTORY_HOSTS.values())
 # Highest overall exposure `systemd-analyze security` may rate a unit, in its tenths (20 = 2.0;
 # the scale ends at 10.0 "UNSAFE"). The app units rate 1.1, the Go services 1.5.
 MAX_EXPOSURE = 20
@@ -194,11 +199,12 @@ def port_held(host_addr, key, port, unit="test-port-holder"):
     """Holds a TCP port on a lab host's address while the block runs: a transient unit listens on
     it (for 10 minutes at the most), and is stopped afterwards. For tests that make a service fail
     to bind its port."""
-    started = ssh(host_addr, key, (
-        f"systemd-run --unit={unit} --collect python3 -c 'import socket, time; "
-        f"s = socket.create_server((\"{host_addr}\", {port})); time.sleep(600)' && "
-        f"for i in $(seq 1 50); do ss -Htln 'sport = :{port}' | grep -q . && exit 0; sleep 0.1; done; exit 1"))
     try:
+        # Inside the try: an SSH call that times out may still have started the unit.
+        started = ssh(host_addr, key, (
+            f"systemd-run --unit={unit} --collect python3 -c 'import socket, time; "
+            f"s = socket.create_server((\"{host_addr}\", {port})); time.sleep(600)' && "
+            f"for i in $(seq 1 50); do ss -Htln 'sport = :{port}' | grep -q . && exit 0; sleep 0.1; done; exit 1"))
         assert started.returncode == 0, f"no listener on {host_addr}:{port}: {started.stdout}{started.stderr}"
         yield
     finally:
@@ -221,6 +227,14 @@ def restoring(*args, timeout=600):
         if restore.returncode != 0:
             raise AssertionError(f"restoring {args} failed{' too' if error else ''}:\n"
                                  f"{restore.stdout[-3000:]}") from error
+
+
+def deploy_back(*args, timeout=1200):
+    """deploy_lab(*args) to give the hosts their own settings back after a test changed them;
+    raises AssertionError with the deploy's output when it fails (restoring, for a deploy that a
+    test runs only when its hosts need it)."""
+    restore = deploy_lab(*args, timeout=timeout)
+    assert restore.returncode == 0, f"restoring {args} failed:\n{restore.stdout[-3000:]}"
 
 
 def assert_refused(proc, what, *restore_args, timeout=1200):

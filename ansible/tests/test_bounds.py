@@ -1,8 +1,8 @@
 """Issue 19: every unit of the project has a memory bound (MemoryHigh below MemoryMax; here the
 running ones, test_logs_config.py the rendered units the lab does not run), the Collector's
 memory_limiter fits under its unit's bound, a bound that cannot work stops the run before any
-change, the apps' log files are not world-readable, and a flood of one app instance gets fast 503s
-instead of restarting it."""
+change, the apps' log files are not world-readable, and a flood of one app instance gets 503s
+beyond its limit instead of restarting it."""
 import json
 import re
 import time

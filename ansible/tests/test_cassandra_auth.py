@@ -159,7 +159,7 @@ def test_jaeger_cannot_do_admin_things(admin_pw, jaeger_pw):
     made = cql(ADMIN_ROLE, admin_pw,
                f"CREATE KEYSPACE {probe_ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
                f"CREATE TABLE {probe_ks}.probe (k int PRIMARY KEY)")
-    assert all(r["ok"] for r in made["results"]), made
+    assert made["login"] == "ok" and made["results"] and all(r["ok"] for r in made["results"]), made
     try:
         statements = [
             # another keyspace's data: neither written nor read

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY, INVENTORY_HOSTS, SETTINGS, addr, deploy_lab,
-                      ssh)
+from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LOGS_ENABLED, SETTINGS,
+                      SPM_ENABLED, addr, deploy_lab, ssh)
 import portscan
 
 SSH_PORT = 22
@@ -48,22 +48,6 @@ ROLE_PORTS = {3000, 3100, 4317, 4318, 5778, 5779, 7000, 7199, 8000, 8001, 8888, 
 SAMPLE = sorted(random.Random(19).sample(range(1025, 65536), 1000))
 TAGS = "firewall_install,firewall_configure"
 FIGURES = {}
-
-
-def inventory_flags():
-    """(spm_enabled, logs_enabled) of the lab inventory."""
-    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
-    env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", str(INVENTORY), "-m", "ansible.builtin.debug",
-         "-a", "msg={{ [spm_enabled | default(false) | bool, logs_enabled | default(false) | bool] | to_json }}"],
-        cwd="/", env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"cannot read the lab inventory:\n{proc.stdout}\n{proc.stderr}"
-    msg = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
-    return tuple(json.loads(msg) if isinstance(msg, str) else msg)
-
-
-SPM_ENABLED, LOGS_ENABLED = inventory_flags()
 
 
 def public_ports(host):

@@ -734,7 +734,7 @@ def test_alloy_block_reader_finds_blocks_and_rejects_unbalanced_brackets():
 def test_alloy_config_is_well_formed_and_ships_what_promtail_ships(rendered):
     promtail = promtail_configs(rendered)
     alloy = hosts_of(rendered, "etc/alloy/config.alloy")
-    assert set(alloy) == set(promtail)
+    assert alloy and set(alloy) == set(promtail), (sorted(alloy), sorted(promtail))
     for host, f in alloy.items():
         tokens = alloy_tokens(f.read_text())
         blocks = alloy_blocks(tokens)

@@ -10,14 +10,13 @@ same play against the real inventory changes nothing."""
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, http_get_on, restoring
+from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, http_get_on, restoring, run_in_group
 
 UNIT = "otel-collector"
 HEALTH_PORT = 13133  # the Collector's health_check extension (role otel_collector's default)
@@ -29,13 +28,12 @@ def recap(output):
 
 
 def run_placement_play(inventory, *args):
-    """site.yml's placement play against `inventory`, as ansible/lab/deploy.sh runs site.yml."""
+    """site.yml's placement play against `inventory`, as ansible/lab/deploy.sh runs site.yml (its
+    workers stopped too on the timeout: run_in_group)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), "site.yml", "--tags", "placement", *args],
-        cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=600,
-    )
+    return run_in_group(["ansible-playbook", "-i", str(inventory), "site.yml", "--tags", "placement", *args],
+                        timeout=600, cwd=ANSIBLE_DIR, env=env)
 
 
 def run_with_changed_inventory(change, *args):
@@ -85,9 +83,9 @@ def test_a_component_moved_away_stops_on_the_host_it_left(hosts):
     def move(inventory):
         inventory["all"]["children"]["otel_collector"]["hosts"] = {new_host: None}
 
-    proc = run_with_changed_inventory(move)
-    changes = recap(proc.stdout)
     try:
+        proc = run_with_changed_inventory(move)
+        changes = recap(proc.stdout)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         assert unit_state(hosts, old_host) == ["inactive", "disabled"], proc.stdout[-3000:]
         assert changes[old_host] >= 1 and all(changes[h] == 0 for h in changes if h != old_host), changes
@@ -118,8 +116,8 @@ def test_a_host_taken_out_of_apps_retires_its_app_instances(hosts):
     # instances no host runs): literal addresses stand in for them here.
     targets = {f"app_target_{n}": f"{addr}:{INVENTORY_HOSTS[leaving]['ports'].get(app, 8000)}"
                for n, app in (("one", "app-b"), ("two", "app-c")) if app in instances}
-    proc = run_with_changed_inventory(take_out, *(["-e", json.dumps(targets)] if targets else []))
     with restoring("--tags", "app_configure", "--limit", leaving, timeout=900):
+        proc = run_with_changed_inventory(take_out, *(["-e", json.dumps(targets)] if targets else []))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         changes = recap(proc.stdout)
         assert changes[leaving] >= 1 and all(changes[h] == 0 for h in changes if h != leaving), changes

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GROUPS, SECRETS_DIR, deploy_with_port_held
+from conftest import GROUPS, SECRETS_DIR, SPM_ENABLED, deploy_with_port_held
 LOGS = [Path(p) for p in os.environ.get("LAB_DEPLOY_LOGS", "").split(":") if p]
 
 
@@ -47,7 +47,7 @@ def test_secret_files_are_private_to_their_owner():
         assert mode == 0o600, f"{SECRETS_DIR / name} has mode {oct(mode)}"
 
 
-@pytest.mark.skipif(not GROUPS.get("prometheus") or not GROUPS.get("jaeger_query"),
+@pytest.mark.skipif(not (SPM_ENABLED and GROUPS.get("prometheus") and GROUPS.get("jaeger_query")),
                     reason="needs the SPM topology (jaeger-query reads Prometheus)")
 def test_a_failed_start_shows_its_journal_without_the_password():
     """jaeger-query logs its Prometheus address with the password in it ("Prometheus reader

@@ -14,16 +14,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from conftest import (ANSIBLE_DIR, APP_PLACEMENTS, INVENTORY, INVENTORY_HOSTS, app_url, changed_tasks, deploy_lab,
-                      http_get, prometheus_auth_header)
+from conftest import (ANSIBLE_DIR, APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, SPM_ENABLED, app_url, changed_tasks,
+                      deploy_lab, http_get, prometheus_auth_header)
 
 ROOT = ANSIBLE_DIR.parent
 # The instances whose spans pass the Collector (its span_metrics connector makes the calls metric):
@@ -34,27 +32,11 @@ CALLS = "traces_span_metrics_calls_total"
 METRICS_WAIT = 240  # seconds: connector flush (15 s) + scrape (15 s) + rate windows, with margin
 
 
-def inventory_values(group, expr):
-    """{host: value} of a Jinja expression over the hosts of a lab inventory group."""
-    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}
-    env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
-    ansible = Path(sys.executable).parent / "ansible"
-    proc = subprocess.run(
-        [str(ansible), group, "-i", str(INVENTORY), "-m", "ansible.builtin.debug",
-         "-a", "msg={{ %s | to_json }}" % expr],
-        cwd="/", env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, f"cannot read the lab inventory:\n{proc.stdout}\n{proc.stderr}"
-    hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
-    return {h: json.loads(r["msg"]) if isinstance(r["msg"], str) else r["msg"] for h, r in hosts.items()}
-
-
-SPM_ENABLED = any(inventory_values("all", "spm_enabled | default(false) | bool").values())
 pytestmark = pytest.mark.skipif(not SPM_ENABLED, reason="spm_enabled is false in the lab inventory")
 
-PROMETHEUS_HOST = sorted(inventory_values("prometheus", "inventory_hostname"))[0] if SPM_ENABLED else None
-QUERY_HOST = sorted(inventory_values("jaeger_query", "inventory_hostname"))[0] if SPM_ENABLED else None
-COLLECTOR_HOST = sorted(inventory_values("otel_collector", "inventory_hostname"))[0] if SPM_ENABLED else None
+PROMETHEUS_HOST = (GROUPS.get("prometheus") or [None])[0]
+QUERY_HOST = (GROUPS.get("jaeger_query") or [None])[0]
+COLLECTOR_HOST = (GROUPS.get("otel_collector") or [None])[0]
 
 
 def addr(host):

@@ -16,8 +16,8 @@ from typing import Callable, NamedTuple, Optional
 import pytest
 import yaml
 
-from conftest import (ANSIBLE_DIR, GROUPS, assert_refused, LAB_BACKEND_UNITS, STACK_UNITS, addr, changed_tasks, deploy_lab, http_get, http_get_on,
-                      prometheus_auth_header)
+from conftest import (ANSIBLE_DIR, GROUPS, LAB_BACKEND_UNITS, STACK_UNITS, addr, assert_refused, changed_tasks, deploy_back,
+                      deploy_lab, http_get, http_get_on, prometheus_auth_header)
 
 
 @dataclass(frozen=True)
@@ -305,8 +305,9 @@ def test_upgrades_and_a_downgrade_switch_the_release_and_keep_the_one_before(com
                       + (" (links switched before the deploy)" if interrupted_switch else ""))
             previous = version
     finally:
+        # The test's releases are removed only once no unit may run one of them.
         if not all(on_release(component, state) for state in component_state(component, hosts).values()):
-            deploy_lab(*component.tags)
+            deploy_back(*component.tags)
         for name in component.hosts:
             run_on(hosts[name], f"rm -rf {component.releases_dir}/{version_1} {component.releases_dir}/{version_2}")
 
@@ -331,7 +332,7 @@ def test_a_binary_copied_in_place_by_an_older_deploy_is_replaced_by_the_link(hos
     finally:
         state = collector_state(host)
         if state["link"] != COLLECTOR.release_binary() or state["exe"] != COLLECTOR.release_binary():
-            deploy_lab(*COLLECTOR.tags)
+            deploy_back(*COLLECTOR.tags)
 
 
 # Where the roles keep their releases (their *_releases_dir defaults), each with a trailing slash.
@@ -378,7 +379,7 @@ def test_units_that_run_a_replaced_binary_are_restarted_with_the_links_in_place(
     finally:
         still = {key for key, (pid, exe) in release_processes(hosts).items() if exe.endswith(" (deleted)")}
         if still:
-            deploy_lab()
+            deploy_back()
     for (name, unit), (pid, exe) in sorted(after.items()):
         print(f"{name} {unit}: PID {before[(name, unit)][0]} ran {exe} (deleted): restarted as PID {pid}")
     print("next deploy changed=0 on every host")
