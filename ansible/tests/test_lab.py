@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from conftest import (FIREWALL_TABLE, assert_refused, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS, MAX_EXPOSURE, STACK_UNITS, addr, app_url, deploy_lab, deploy_with_port_held, env_file,
-                      http_get, http_get_on, restoring, ssh, wait_for)
+from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS, MAX_EXPOSURE, STACK_UNITS,
+                      addr, app_url, assert_refused, deploy_lab, deploy_with_port_held, env_file, http_get,
+                      http_get_on, restoring, ssh, wait_for)
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -192,9 +193,9 @@ def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(ho
     apps, host = inventory[name]["apps"], hosts[name]
     health_timeout = 20  # > RestartSec (5 s): a restart loop would show in NRestarts
     configure_one_host = ["--limit", name, "--tags", "app_configure"]
-    bad = deploy_lab(*configure_one_host, "-e", json.dumps(
-        {"app_health_timeout": health_timeout, "app_extra_env": {"LOG_FILE_MAX_SIZE": "lots"}}))
     with restoring(*configure_one_host, timeout=1200):
+        bad = deploy_lab(*configure_one_host, "-e", json.dumps(
+            {"app_health_timeout": health_timeout, "app_extra_env": {"LOG_FILE_MAX_SIZE": "lots"}}))
         assert bad.returncode != 0, "the deploy passed with LOG_FILE_MAX_SIZE=lots"
         for app in apps:  # each instance named with its own URL, and what it said
             assert re.search(rf"{app} did not answer 200 or 204 on http://127\.0\.0\.1:\d+{HEALTH_PATH} "
@@ -208,6 +209,36 @@ def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(ho
         assert "[maxFileSize]" in bad.stdout and "lots" in bad.stdout, bad.stdout[-3000:]
     for app in apps:
         assert unit_state(host, app)["ActiveState"] == "active", f"{app} on {name} did not come back"
+
+
+def test_an_instance_whose_environment_changed_restarts_also_when_the_run_fails_after_it(hosts, inventory, tmp_path):
+    """An instance restarts when its environment file changed, also when the run fails after the
+    change (force_handlers runs the app role's restart handler): here a new variable goes into the
+    environment file, then the instance's new unit is refused by its checker (its executable is
+    missing). Without that restart the instance would keep its old environment: the next run finds
+    the file unchanged and restarts nothing."""
+    name = next(h for h in sorted(inventory) if "app-a" in inventory[h]["apps"])
+    host = hosts[name]
+    configure_one_host = ["--limit", name, "--tags", "app_configure"]
+    real = (ANSIBLE_DIR.parent / "systemd" / "app.service.j2").read_text()
+    broken = tmp_path / "app.service.j2"
+    broken.write_text(re.sub(r"(?m)^ExecStart=\S+", "ExecStart=/nonexistent/bin/java", real, count=1))
+    assert broken.read_text() != real
+    mark = f"DEPLOY_MARK={secrets.token_hex(4)}"
+    pid_before = host.check_output("systemctl show --property=MainPID --value app-a.service")
+    with restoring(*configure_one_host, timeout=1200):
+        bad = deploy_lab(*configure_one_host, "-e", json.dumps(
+            {"app_unit_template": str(broken), "app_extra_env": dict([mark.split("=")])}), timeout=600)
+        assert bad.returncode != 0, "the deploy passed with a unit whose executable is missing"
+        assert "/nonexistent/bin/java" in bad.stdout, bad.stdout[-3000:]
+        assert re.search(r"RUNNING HANDLER \[app : Restart the instances whose jar, environment or unit changed\][^\n]*\n"
+                         rf"[^\n]*\nchanged: \[{name}\] => \(item=app-a\)", bad.stdout), bad.stdout[-3000:]
+        pid = host.check_output("systemctl show --property=MainPID --value app-a.service")
+        assert pid not in ("0", pid_before), f"app-a was not restarted: MainPID {pid_before} -> {pid}"
+        environment = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines()
+        assert mark in environment, f"app-a (PID {pid}) runs without {mark}"
+        print(f"the failed deploy restarted app-a: PID {pid_before} -> {pid}, with {mark}")
+    assert mark not in host.file("/etc/helidon-apps/app-a.env").content_string, "the restore left the variable"
 
 
 def assert_stopped_in_the_first_play(result, inventory):
