@@ -211,30 +211,22 @@ def port_held(host_addr, key, port, unit="test-port-holder"):
         ssh(host_addr, key, f"systemctl stop {unit}")
 
 
-@contextlib.contextmanager
-def restoring(*args, timeout=600):
-    """Runs the block, then deploy_lab(*args) to give the hosts their own settings back, which
-    must pass. Its failure is reported also when the block failed (that error as its cause): a
-    host left with a test's settings would otherwise show only in the tests after it."""
-    error = None
-    try:
-        yield
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        restore = deploy_lab(*args, timeout=timeout)
-        if restore.returncode != 0:
-            raise AssertionError(f"restoring {args} failed{' too' if error else ''}:\n"
-                                 f"{restore.stdout[-3000:]}") from error
-
-
 def deploy_back(*args, timeout=1200):
     """deploy_lab(*args) to give the hosts their own settings back after a test changed them;
-    raises AssertionError with the deploy's output when it fails (restoring, for a deploy that a
-    test runs only when its hosts need it)."""
+    raises AssertionError with the deploy's output when it fails: a host left with a test's
+    settings would otherwise show only in the tests after it."""
     restore = deploy_lab(*args, timeout=timeout)
     assert restore.returncode == 0, f"restoring {args} failed:\n{restore.stdout[-3000:]}"
+
+
+@contextlib.contextmanager
+def restoring(*args, timeout=600):
+    """Runs the block, then deploy_back(*args), which must pass; its failure is reported also when
+    the block failed (with that error as its context)."""
+    try:
+        yield
+    finally:
+        deploy_back(*args, timeout=timeout)
 
 
 def assert_refused(proc, what, *restore_args, timeout=1200):
