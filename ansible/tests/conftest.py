@@ -361,13 +361,19 @@ def deploy_lab(*args, timeout=1200):
     return run_in_group([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout)
 
 
+def task_results(output):
+    """[(TASK or RUNNING HANDLER, its name, its results' lines)] in ansible-playbook's output (the
+    default callback's), in their order."""
+    blocks = re.split(r"\n(?=(?:TASK|RUNNING HANDLER) \[)", output)
+    headers = (re.match(r"(TASK|RUNNING HANDLER) \[([^\]]+)\]", block) for block in blocks)
+    return [(*header.groups(), block) for header, block in zip(headers, blocks) if header]
+
+
 def changed_tasks(output):
     """[(TASK or RUNNING HANDLER, its name)] of the tasks and handlers that reported a change on
     any host, from ansible-playbook's output (the default callback's "changed: [host]" lines)."""
-    blocks = re.split(r"\n(?=(?:TASK|RUNNING HANDLER) \[)", output)
-    headers = (re.match(r"(TASK|RUNNING HANDLER) \[([^\]]+)\]", block) for block in blocks)
-    return [header.groups() for header, block in zip(headers, blocks)
-            if header and re.search(r"^changed: ", block, re.MULTILINE)]
+    return [(kind, name) for kind, name, results in task_results(output)
+            if re.search(r"^changed: ", results, re.MULTILINE)]
 
 
 # Secrets the roles generate on the controller for the lab inventory (their *_file defaults).

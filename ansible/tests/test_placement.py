@@ -6,20 +6,30 @@ out of `apps`.
 Each test changes a copy of the lab inventory (written beside it, so that the lab's group_vars
 apply), runs that play alone (--tags placement; the preflight checks run too) against the copy,
 and checks the host that was left. It then restores the deployment as it was, and checks that the
-same play against the real inventory changes nothing."""
+same play against the real inventory changes nothing.
+
+The last test places jaeger-query beside jaeger-collector, which neither inventory does, and runs
+role jaeger there: where one host runs both, a change restarts the collector and the query service
+only once the collector is healthy again (the collector creates the schema the query service
+reads)."""
 import json
 import os
 import re
+import secrets
+import shlex
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-from conftest import ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, http_get_on, restoring, run_in_group
+from conftest import (ANSIBLE_DIR, CHAIN_MIN_SPANS, GROUPS, INVENTORY, INVENTORY_HOSTS, QUERY_PORT, app_url,
+                      changed_tasks, http_get, http_get_on, restoring, run_in_group, task_results, wait_for)
 
 UNIT = "otel-collector"
 HEALTH_PORT = 13133  # the Collector's health_check extension (role otel_collector's default)
+JAEGER_COLLECTOR_HEALTH_PORT = 13134  # role jaeger's default
 
 
 def recap(output):
@@ -27,24 +37,29 @@ def recap(output):
     return {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
 
 
-def run_placement_play(inventory, *args):
-    """site.yml's placement play against `inventory`, as ansible/lab/deploy.sh runs site.yml (its
-    workers stopped too on the timeout: run_in_group)."""
+def run_site(inventory, *args):
+    """site.yml against `inventory` with ansible-playbook arguments `args`, as ansible/lab/deploy.sh
+    runs it (its workers stopped too on the timeout: run_in_group)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return run_in_group(["ansible-playbook", "-i", str(inventory), "site.yml", "--tags", "placement", *args],
+    return run_in_group(["ansible-playbook", "-i", str(inventory), "site.yml", *args],
                         timeout=600, cwd=ANSIBLE_DIR, env=env)
 
 
-def run_with_changed_inventory(change, *args):
-    """The placement play against a copy of the lab inventory that `change` (a function of its
-    parsed YAML) edited; the copy is removed afterwards."""
+def run_placement_play(inventory, *args):
+    """site.yml's placement play against `inventory`."""
+    return run_site(inventory, "--tags", "placement", *args)
+
+
+def run_with_changed_inventory(change, *args, play=run_placement_play):
+    """`play` (the placement play unless named) against a copy of the lab inventory that `change`
+    (a function of its parsed YAML) edited; the copy is removed afterwards."""
     changed = yaml.safe_load(INVENTORY.read_text())
     change(changed)
     path = INVENTORY.with_name(".hosts-placement-test.yml")
     path.write_text(yaml.safe_dump(changed, sort_keys=False))
     try:
-        return run_placement_play(path, *args)
+        return play(path, *args)
     finally:
         path.unlink()
 
@@ -131,4 +146,122 @@ def test_a_host_taken_out_of_apps_retires_its_app_instances(hosts):
     for app in instances:
         port = INVENTORY_HOSTS[leaving]["ports"][app]
         assert wait_for_200(leaving, f"http://{addr}:{port}/") == 200, f"{app} not back on {leaving}"
+    assert_the_real_inventory_changes_nothing()
+
+
+def logged_at(host, unit, pid, message):
+    """When process `pid` of `unit` logged `message`, by the time Jaeger's logger puts at the
+    start of each line (UTC, ms; the journal's own stamp is when journald read the line)."""
+    out = host.run(f"journalctl -u {unit} _PID={pid} -o cat --no-pager --grep {shlex.quote(message)}")
+    lines = out.stdout.splitlines()
+    assert lines, f"{unit} (PID {pid}) never logged {message!r}: {out.stderr.strip()}"
+    return datetime.fromisoformat(lines[0].split()[0])
+
+
+def spans_in_jaeger_query(addr, trace_id):
+    """The number of spans of a /chain trace that jaeger-query on `addr` returns, 0 while it has
+    fewer than a /chain makes (asked on that host: the test did not open its port)."""
+    try:
+        status, body = http_get_on(addr, f"http://{addr}:{QUERY_PORT}/api/traces/{trace_id}")
+    except OSError:
+        return 0
+    data = (json.loads(body).get("data") or []) if status == 200 else []
+    spans = len(data[0]["spans"]) if data else 0
+    return spans if spans >= CHAIN_MIN_SPANS else 0
+
+
+def main_process(host, unit):
+    """(MainPID, when it started) of a running unit."""
+    out = host.run(f"systemctl show -p MainPID -p ExecMainStartTimestamp --timestamp=us+utc {unit}")
+    shown = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert shown.get("MainPID", "0") != "0", f"{unit} is not running: {out.stdout} {out.stderr}"
+    started = datetime.strptime(shown["ExecMainStartTimestamp"], "%a %Y-%m-%d %H:%M:%S.%f UTC")
+    return shown["MainPID"], started.replace(tzinfo=timezone.utc)
+
+
+def handlers_that_ran(output, host):
+    """The handlers ansible-playbook's output shows ran on `host` (ok or changed), in their order."""
+    return [name for kind, name, results in task_results(output) if kind == "RUNNING HANDLER"
+            and re.search(rf"^(ok|changed): \[{re.escape(host)}\]", results, re.MULTILINE)]
+
+
+def remove_jaeger_query(host):
+    """Takes what role jaeger installed for jaeger-query off a host the inventory does not place it
+    on: the placement play stops it but leaves its files (its Prometheus password among them) and
+    its user, and with them there the next install would be no first one."""
+    out = host.run("systemctl disable --now jaeger-query.service; "
+                   "rm -f /etc/systemd/system/jaeger-query.service /etc/jaeger/query.yaml "
+                   "/etc/jaeger/ui.json /etc/jaeger/prometheus-password && systemctl daemon-reload && "
+                   "{ ! getent passwd jaeger-query >/dev/null || userdel jaeger-query; } && "
+                   "{ ! getent group jaeger-query >/dev/null || groupdel jaeger-query; }")
+    assert out.rc == 0, f"removing jaeger-query: {out.stderr}"
+
+
+def assert_collector_restarted_before_query(proc, host_name, host):
+    """The run `proc` restarted jaeger-collector, waited until it was healthy, then (re)started
+    jaeger-query on `host`; returns (seconds from the collector's start to its "ready" line,
+    seconds from that line to the query service's start)."""
+    restarted = [name for kind, name in changed_tasks(proc.stdout) if kind == "RUNNING HANDLER"]
+    assert restarted == ["jaeger : Restart jaeger-collector", "jaeger : Restart jaeger-query"], restarted
+    # The order as the run reports it, the wait included: the start times below show the order too,
+    # but only while the collector takes longer to become ready than Ansible takes from one
+    # handler to the next (here about as long: without the wait, one of two runs got them in order).
+    ran = handlers_that_ran(proc.stdout, host_name)
+    steps = ["jaeger : Restart jaeger-collector", "jaeger : Wait until each readiness URL answers, by the deadline",
+             "jaeger : Restart jaeger-query"]
+    assert all(step in ran for step in steps), ran
+    assert [ran.index(step) for step in steps] == sorted(ran.index(step) for step in steps), ran
+    collector_pid, collector_started = main_process(host, "jaeger-collector")
+    _, query_started = main_process(host, "jaeger-query")
+    ready = logged_at(host, "jaeger-collector", collector_pid, "Everything is ready")
+    to_ready, then_query = (ready - collector_started).total_seconds(), (query_started - ready).total_seconds()
+    assert to_ready > 0 and then_query > 0, (
+        f"jaeger-query started {then_query:+.3f} s after the collector said it was ready"
+        f" (the collector started {to_ready:.3f} s before that)")
+    return to_ready, then_query
+
+
+def chain_trace_in_jaeger_query(addr):
+    """Sends a /chain with a new trace id; returns (that id, its spans in jaeger-query on `addr`)."""
+    trace_id = secrets.token_hex(16)
+    status, body = http_get(app_url("app-a", "/chain"),
+                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
+    assert status == 200, f"/chain: HTTP {status} {body[:300]}"
+    return trace_id, wait_for(f"trace {trace_id} in jaeger-query on {addr}",
+                              lambda: spans_in_jaeger_query(addr, trace_id), timeout=90)
+
+
+def test_jaeger_query_beside_the_collector_restarts_once_the_collector_is_healthy(hosts):
+    """jaeger-query placed on jaeger-collector's host, with a log level that changes both configs,
+    by role jaeger alone on that host: the collector restarts, is waited for, then the query
+    service starts and reads what the collector stores; a second run changes nothing. Afterwards
+    the host is deployed as its inventory says and jaeger-query's files are removed."""
+    (host,) = GROUPS["jaeger_collector"]
+    assert host not in GROUPS["jaeger_query"], "the lab inventory already runs both on one host"
+    addr = INVENTORY_HOSTS[host]["addr"]
+    jaeger_only = ("--limit", host, "--tags", "jaeger_install,jaeger_configure")
+    beside = ("-e", "jaeger_log_level=debug", *jaeger_only)
+
+    def add_query(inventory):
+        inventory["all"]["children"]["jaeger_query"]["hosts"][host] = None
+
+    remove_jaeger_query(hosts[host])  # left by an interrupted run of this test
+    try:
+        with restoring(*jaeger_only):
+            proc = run_with_changed_inventory(add_query, *beside, play=run_site)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+            to_ready, then_query = assert_collector_restarted_before_query(proc, host, hosts[host])
+            trace_id, spans = chain_trace_in_jaeger_query(addr)
+            again = run_with_changed_inventory(add_query, *beside, play=run_site)
+            assert again.returncode == 0 and recap(again.stdout).get(host) == 0, \
+                (recap(again.stdout), again.stdout[-3000:])
+        states = hosts[host].run("systemctl is-active jaeger-query; systemctl is-enabled jaeger-query").stdout.split()
+        assert states == ["inactive", "disabled"], f"jaeger-query on {host} after the restore: {states}"
+    finally:
+        remove_jaeger_query(hosts[host])
+    print(f"jaeger-query beside jaeger-collector on {host}: the collector restarted, said it was ready"
+          f" {to_ready:.2f} s later, jaeger-query started {then_query:.2f} s after that and returned"
+          f" /chain trace {trace_id} ({spans} spans); the same run again changed nothing")
+    assert wait_for_200(host, f"http://{addr}:{JAEGER_COLLECTOR_HEALTH_PORT}/status") == 200, \
+        f"jaeger-collector on {host} not healthy after the restore"
     assert_the_real_inventory_changes_nothing()
