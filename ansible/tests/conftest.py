@@ -136,12 +136,18 @@ def query_url(trace_id):
 
 
 def fetch_chain_trace(trace_id):
-    """A /chain trace as jaeger-query returns it, or None while it is not (completely) there:
-    at least CHAIN_MIN_SPANS spans, of every instance in CHAIN_APPS."""
+    """A /chain trace as jaeger-query (the first host of group jaeger_query) returns it, or None
+    while it is not (completely) there (chain_trace_in)."""
     try:
-        status, body = http_get(query_url(trace_id), timeout=10)
+        return chain_trace_in(*http_get(query_url(trace_id), timeout=10))
     except OSError:
         return None
+
+
+def chain_trace_in(status, body):
+    """The /chain trace in jaeger-query's answer (status, body) to GET /api/traces/<id>, or None
+    while it is not (completely) there: at least CHAIN_MIN_SPANS spans, of every instance in
+    CHAIN_APPS."""
     data = (json.loads(body).get("data") or []) if status == 200 else []
     if not data:
         return None
@@ -184,6 +190,28 @@ def app_url(app, path=""):
     """http://<addr>:<port><path> of an app instance, from the lab inventory."""
     host = next(h for h, a in APP_PLACEMENTS if a == app)
     return f"http://{INVENTORY_HOSTS[host]['addr']}:{INVENTORY_HOSTS[host]['ports'][app]}{path}"
+
+
+def send_traced(path):
+    """GET <path> on app-a with a fresh sampled traceparent; returns (trace_id, status, body, send time)."""
+    trace_id = secrets.token_hex(16)
+    sent = time.monotonic()
+    status, body = http_get(app_url("app-a", path),
+                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
+    return trace_id, status, body, sent
+
+
+def send_chain():
+    """GET /chain on app-a with a fresh traceparent; returns (trace_id, monotonic send time)."""
+    trace_id, status, body, sent = send_traced("/chain")
+    assert status == 200 and json.loads(body) == {"path": "/chain"}, f"/chain: HTTP {status} {body[:300]}"
+    return trace_id, sent
+
+
+def systemctl_show(host, unit, *props, options=""):
+    """{property: value} of `systemctl show` for a unit (".service" added) on a testinfra host."""
+    out = host.check_output(f"systemctl show {options} {unit}.service " + " ".join(f"-p {p}" for p in props))
+    return dict(line.split("=", 1) for line in out.splitlines())
 
 
 def ssh(addr, key, command, timeout=30):

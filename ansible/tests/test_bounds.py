@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, assert_refused, deploy_lab, http_get
+from conftest import (APP_PLACEMENTS, GROUPS, INVENTORY_HOSTS, app_url, assert_refused, deploy_lab, http_get,
+                      systemctl_show)
 
 LOG_GROUP = "helidon-logs"  # common_app_log_group's default, which the lab inventory keeps
 
@@ -32,11 +33,6 @@ def expected_units(host):
     return units
 
 
-def show(host, unit, *props):
-    out = host.check_output(f"systemctl show {unit}.service " + " ".join(f"-p {p}" for p in props))
-    return dict(line.split("=", 1) for line in out.splitlines())
-
-
 @pytest.mark.parametrize("name", sorted(INVENTORY_HOSTS))
 def test_every_unit_has_a_memory_bound(hosts, name):
     host = hosts[name]
@@ -46,7 +42,7 @@ def test_every_unit_has_a_memory_bound(hosts, name):
     enforced = "memory" in host.check_output("cat /sys/fs/cgroup/system.slice/cgroup.controllers").split()
     figures = []
     for unit in expected_units(name):
-        props = show(host, unit, "MemoryMax", "MemoryHigh", "ActiveState", "ControlGroup")
+        props = systemctl_show(host, unit, "MemoryMax", "MemoryHigh", "ActiveState", "ControlGroup")
         assert props["ActiveState"] == "active", f"{name}: {unit} is {props['ActiveState']}"
         assert props["MemoryMax"].isdigit(), f"{name}: {unit} has MemoryMax={props['MemoryMax']}"
         assert props["MemoryHigh"].isdigit(), f"{name}: {unit} has MemoryHigh={props['MemoryHigh']}"
@@ -67,7 +63,7 @@ def test_collector_memory_limiter_fits_under_its_unit(hosts):
     config = host.file("/etc/otel-collector/config.yaml").content_string
     limit = int(re.search(r"^\s+limit_mib:\s*(\d+)", config, re.M).group(1))
     spike = int(re.search(r"^\s+spike_limit_mib:\s*(\d+)", config, re.M).group(1))
-    props = show(host, "otel-collector", "MemoryHigh", "MemoryMax", "Environment")
+    props = systemctl_show(host, "otel-collector", "MemoryHigh", "MemoryMax", "Environment")
     high_mib = int(props["MemoryHigh"]) >> 20
     assert 0 < spike < limit < high_mib < int(props["MemoryMax"]) >> 20, (spike, limit, props)
     # The Go runtime's soft limit is the unit's MemoryHigh too.
@@ -123,7 +119,7 @@ def test_a_flood_gets_503s_beyond_the_limit_and_the_unit_keeps_running(hosts):
     judged (a loaded machine would make any bound flaky)."""
     name = next(h for h, a in APP_PLACEMENTS if a == FLOOD_APP)
     host = hosts[name]
-    before = show(host, FLOOD_APP, "MainPID", "NRestarts")
+    before = systemctl_show(host, FLOOD_APP, "MainPID", "NRestarts")
     slept_before = _sleep_lines(host)
     url = app_url(FLOOD_APP, "/random_sleep")
     start = time.monotonic()
@@ -145,7 +141,7 @@ def test_a_flood_gets_503s_beyond_the_limit_and_the_unit_keeps_running(hosts):
                              f"({len(refused)} refused): refused requests reached the handler"
     status, _ = http_get(app_url(FLOOD_APP, "/"), timeout=10)
     assert status == 200, f"/ answered {status} after the flood"
-    after = show(host, FLOOD_APP, "MainPID", "NRestarts", "ActiveState")
+    after = systemctl_show(host, FLOOD_APP, "MainPID", "NRestarts", "ActiveState")
     assert after["ActiveState"] == "active"
     assert (after["MainPID"], after["NRestarts"]) == (before["MainPID"], before["NRestarts"]), \
         f"the unit restarted: {before} -> {after}"

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS, MAX_EXPOSURE, STACK_UNITS,
                       addr, app_url, assert_refused, deploy_lab, deploy_with_port_held, env_file, http_get,
-                      http_get_on, restoring, ssh, wait_for)
+                      http_get_on, restoring, ssh, systemctl_show, wait_for)
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -179,9 +179,7 @@ def test_log_file_holds_the_trace_id(hosts, chain_placement, chain_request):
 
 def unit_state(host, unit):
     """A few properties of a unit, as {name: value}."""
-    out = host.check_output(
-        f"systemctl show --property=ActiveState,Result,ExecMainStatus,NRestarts {unit}.service")
-    return dict(line.split("=", 1) for line in out.splitlines())
+    return systemctl_show(host, unit, "ActiveState", "Result", "ExecMainStatus", "NRestarts")
 
 
 def test_bad_setting_fails_the_deploy_with_the_apps_words_and_no_restart_loop(hosts, inventory):

@@ -20,7 +20,6 @@ arguments, e.g. "--tags app_configure" to redeploy only the apps' configuration)
 import itertools
 import json
 import os
-import secrets
 import shlex
 import subprocess
 import time
@@ -30,7 +29,7 @@ import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
                       deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_group,
-                      ssh, wait_for)
+                      send_chain, send_traced, ssh, wait_for)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -75,22 +74,6 @@ def pipeline_invocations(ssh_key):
             assert res.returncode == 0 and res.stdout.strip(), f"{unit} on {host}: {res.stdout}{res.stderr}"
             found[(host, unit)] = res.stdout.strip()
     return found
-
-
-def send_traced(path):
-    """GET <path> on app-a with a fresh sampled traceparent; returns (trace_id, status, body, send time)."""
-    trace_id = secrets.token_hex(16)
-    sent = time.monotonic()
-    status, body = http_get(app_url("app-a", path),
-                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
-    return trace_id, status, body, sent
-
-
-def send_chain():
-    """GET /chain on app-a with a fresh traceparent; returns (trace_id, monotonic send time)."""
-    trace_id, status, body, sent = send_traced("/chain")
-    assert status == 200 and json.loads(body) == {"path": "/chain"}, f"/chain: HTTP {status} {body[:300]}"
-    return trace_id, sent
 
 
 def wait_for_trace(trace_id, sent, timeout=VISIBLE_TIMEOUT):

@@ -15,7 +15,6 @@ reads)."""
 import json
 import os
 import re
-import secrets
 import shlex
 import sys
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from conftest import (ANSIBLE_DIR, CHAIN_MIN_SPANS, GROUPS, INVENTORY, INVENTORY_HOSTS, QUERY_PORT, app_url,
-                      changed_tasks, http_get, http_get_on, restoring, run_in_group, task_results, wait_for)
+from conftest import (ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, QUERY_PORT, chain_trace_in, changed_tasks,
+                      http_get_on, restoring, run_in_group, send_chain, systemctl_show, task_results, wait_for)
 
 UNIT = "otel-collector"
 HEALTH_PORT = 13133  # the Collector's health_check extension (role otel_collector's default)
@@ -84,8 +83,9 @@ def assert_the_real_inventory_changes_nothing():
     assert set(recap(again.stdout).values()) == {0}, recap(again.stdout)
 
 
-def unit_state(hosts, host):
-    out = hosts[host].run(f"systemctl is-active {UNIT}.service; systemctl is-enabled {UNIT}.service")
+def unit_state(hosts, host, unit=UNIT):
+    """[is-active, is-enabled] of a unit on a host."""
+    out = hosts[host].run(f"systemctl is-active {unit}.service; systemctl is-enabled {unit}.service")
     return out.stdout.split()
 
 
@@ -158,23 +158,19 @@ def logged_at(host, unit, pid, message):
     return datetime.fromisoformat(lines[0].split()[0])
 
 
-def spans_in_jaeger_query(addr, trace_id):
-    """The number of spans of a /chain trace that jaeger-query on `addr` returns, 0 while it has
-    fewer than a /chain makes (asked on that host: the test did not open its port)."""
+def chain_trace_on(addr, trace_id):
+    """A /chain trace as jaeger-query on `addr` returns it, or None while it is not (completely)
+    there (conftest's chain_trace_in); asked on that host: the test did not open its port."""
     try:
-        status, body = http_get_on(addr, f"http://{addr}:{QUERY_PORT}/api/traces/{trace_id}")
+        return chain_trace_in(*http_get_on(addr, f"http://{addr}:{QUERY_PORT}/api/traces/{trace_id}"))
     except OSError:
-        return 0
-    data = (json.loads(body).get("data") or []) if status == 200 else []
-    spans = len(data[0]["spans"]) if data else 0
-    return spans if spans >= CHAIN_MIN_SPANS else 0
+        return None
 
 
 def main_process(host, unit):
     """(MainPID, when it started) of a running unit."""
-    out = host.run(f"systemctl show -p MainPID -p ExecMainStartTimestamp --timestamp=us+utc {unit}")
-    shown = dict(line.split("=", 1) for line in out.stdout.splitlines())
-    assert shown.get("MainPID", "0") != "0", f"{unit} is not running: {out.stdout} {out.stderr}"
+    shown = systemctl_show(host, unit, "MainPID", "ExecMainStartTimestamp", options="--timestamp=us+utc")
+    assert shown.get("MainPID", "0") != "0", f"{unit} is not running: {shown}"
     started = datetime.strptime(shown["ExecMainStartTimestamp"], "%a %Y-%m-%d %H:%M:%S.%f UTC")
     return shown["MainPID"], started.replace(tzinfo=timezone.utc)
 
@@ -223,12 +219,9 @@ def assert_collector_restarted_before_query(proc, host_name, host):
 
 def chain_trace_in_jaeger_query(addr):
     """Sends a /chain with a new trace id; returns (that id, its spans in jaeger-query on `addr`)."""
-    trace_id = secrets.token_hex(16)
-    status, body = http_get(app_url("app-a", "/chain"),
-                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
-    assert status == 200, f"/chain: HTTP {status} {body[:300]}"
-    return trace_id, wait_for(f"trace {trace_id} in jaeger-query on {addr}",
-                              lambda: spans_in_jaeger_query(addr, trace_id), timeout=90)
+    trace_id, _ = send_chain()
+    trace = wait_for(f"trace {trace_id} in jaeger-query on {addr}", lambda: chain_trace_on(addr, trace_id), timeout=90)
+    return trace_id, len(trace["spans"])
 
 
 def test_jaeger_query_beside_the_collector_restarts_once_the_collector_is_healthy(hosts):
@@ -255,7 +248,7 @@ def test_jaeger_query_beside_the_collector_restarts_once_the_collector_is_health
             again = run_with_changed_inventory(add_query, *beside, play=run_site)
             assert again.returncode == 0 and recap(again.stdout).get(host) == 0, \
                 (recap(again.stdout), again.stdout[-3000:])
-        states = hosts[host].run("systemctl is-active jaeger-query; systemctl is-enabled jaeger-query").stdout.split()
+        states = unit_state(hosts, host, "jaeger-query")
         assert states == ["inactive", "disabled"], f"jaeger-query on {host} after the restore: {states}"
     finally:
         remove_jaeger_query(hosts[host])
