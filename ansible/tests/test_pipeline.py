@@ -29,7 +29,7 @@ import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
                       deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_group,
-                      send_chain, send_traced, ssh, wait_for)
+                      send_chain, send_traced, ssh, task_results, wait_for)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -47,6 +47,10 @@ STATS = {"traces": 0, "spans": 0, "visible_s": []}
 # Pipeline units and the group whose hosts run them: a MODE change must not restart them.
 PIPELINE_UNITS = {"otel-collector": "otel_collector", "jaeger-collector": "jaeger_collector",
                   "jaeger-query": "jaeger_query"}
+# The app role's handlers: a MODE change writes environment files only, so it restarts the
+# instances without reloading systemd (which only a changed unit needs).
+APP_RESTART_HANDLER = "app : Restart the instances whose jar, environment or unit changed"
+APP_RELOAD_HANDLER = "app : Reload systemd for the instances' units"
 
 
 def first(group):
@@ -56,13 +60,14 @@ def first(group):
 
 def deploy(mode=None):
     """Runs the lab deployment with that MODE for every instance (None: the inventory's own
-    per-instance modes); fails the test when the playbook fails."""
+    per-instance modes); fails the test when the playbook fails. Returns the seconds it took and
+    the playbook's output."""
     start = time.monotonic()
     proc = deploy_lab(*(["-e", f"tracing_mode={mode}"] if mode else []),
                       *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", "")), timeout=DEPLOY_TIMEOUT)
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
     assert proc.returncode == 0, f"deploy with tracing_mode={mode} failed:\n{tail}"
-    return time.monotonic() - start
+    return time.monotonic() - start, proc.stdout
 
 
 def pipeline_invocations(ssh_key):
@@ -354,10 +359,15 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     # Only the apps follow MODE: switching it (from whatever the lab ran) must leave the
     # collectors and jaeger-query running as they were (same systemd invocation).
     before = pipeline_invocations(ssh_key)
-    took = deploy(mode)
+    modes_before = deployed_modes(hosts)
+    took, output = deploy(mode)
     restarted = sorted(f"{u} on {h}" for (h, u), i in pipeline_invocations(ssh_key).items()
                        if before.get((h, u)) != i)
     assert not restarted, f"switching to MODE={mode} restarted {restarted}"
+    handlers = [name for kind, name, _ in task_results(output) if kind == "RUNNING HANDLER"]
+    if set(modes_before.values()) != {mode}:  # some instance's environment file changed
+        assert APP_RESTART_HANDLER in handlers, f"switching to MODE={mode} restarted no instance: {handlers}"
+    assert APP_RELOAD_HANDLER not in handlers, f"switching to MODE={mode} reloaded systemd: {handlers}"
     for name, v in INVENTORY_HOSTS.items():
         for app in v["apps"]:
             assert env_file(hosts[name], app)["MODE"] == mode, f"{app} on {name} did not get MODE={mode}"
