@@ -144,6 +144,19 @@ def fetch_chain_trace(trace_id):
         return None
 
 
+def wait_for_chain_trace(trace_id, sent, timeout):
+    """(the /chain trace, seconds from `sent` (monotonic) until jaeger-query returned it complete);
+    fails the test, with jaeger-query's last answer, when that takes longer than `timeout` s."""
+    deadline = sent + timeout
+    while (trace := fetch_chain_trace(trace_id)) is None:
+        if time.monotonic() > deadline:
+            status, body = http_get(query_url(trace_id), timeout=10)
+            pytest.fail(f"trace {trace_id} not complete in jaeger-query after {timeout}s "
+                        f"(HTTP {status}: {body[:400]})")
+        time.sleep(1)
+    return trace, time.monotonic() - sent
+
+
 def chain_trace_in(status, body):
     """The /chain trace in jaeger-query's answer (status, body) to GET /api/traces/<id>, or None
     while it is not (completely) there: at least CHAIN_MIN_SPANS spans, of every instance in

@@ -15,12 +15,11 @@ reaches jaeger-query through the authenticated store.
 import json
 import secrets
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import GROUPS, SETTINGS, SSH_OPTIONS, addr, app_url, fetch_chain_trace, http_get, ssh
+from conftest import GROUPS, SETTINGS, SSH_OPTIONS, addr, send_chain, ssh, wait_for_chain_trace
 
 SECRETS_DIR = Path.home() / ".config" / "helidon-otel-vms" / "lab"
 ADMIN_ROLE = "cassandra_admin"        # cassandra_admin_role
@@ -235,13 +234,7 @@ def test_jaeger_configs_holding_the_password_are_private(group, path, service, j
 
 
 def test_chain_trace_reaches_jaeger_query():
-    trace_id = secrets.token_hex(16)
-    sent = time.monotonic()
-    status, body = http_get(app_url("app-a", "/chain"),
-                            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=30)
-    assert status == 200, f"/chain: HTTP {status} {body[:300]}"
-    while (trace := fetch_chain_trace(trace_id)) is None:
-        assert time.monotonic() - sent < TRACE_TIMEOUT, f"trace {trace_id} not in jaeger-query after {TRACE_TIMEOUT}s"
-        time.sleep(1)
+    trace_id, sent = send_chain()
+    trace, seconds = wait_for_chain_trace(trace_id, sent, TRACE_TIMEOUT)
     print(f"/chain trace {trace_id}: {len(trace['spans'])} spans in jaeger-query after "
-          f"{time.monotonic() - sent:.1f}s (stored and read with Jaeger's Cassandra role)")
+          f"{seconds:.1f}s (stored and read with Jaeger's Cassandra role)")

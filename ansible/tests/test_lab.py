@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS, MAX_EXPOSURE, STACK_UNITS,
                       addr, app_url, assert_refused, deploy_lab, deploy_with_port_held, env_file, http_get,
-                      http_get_on, restoring, ssh, systemctl_show, wait_for)
+                      http_get_on, restoring, send_traced, ssh, systemctl_show, wait_for)
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -149,9 +149,7 @@ def test_environment_points_at_the_inventory(hosts, inventory, placement):
 @pytest.fixture(scope="module")
 def chain_request():
     """Sends GET /chain to app-a with a fresh W3C trace id; returns (trace_id, status, body)."""
-    trace_id = secrets.token_hex(16)
-    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    status, body = http_get(app_url("app-a", "/chain"), headers=headers, timeout=30)
+    trace_id, status, body, _ = send_traced("/chain")
     return trace_id, status, body
 
 

@@ -29,7 +29,7 @@ import pytest
 
 from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
                       deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_group,
-                      send_chain, send_traced, ssh, task_results, wait_for)
+                      send_chain, send_traced, ssh, task_results, wait_for, wait_for_chain_trace)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -79,19 +79,6 @@ def pipeline_invocations(ssh_key):
             assert res.returncode == 0 and res.stdout.strip(), f"{unit} on {host}: {res.stdout}{res.stderr}"
             found[(host, unit)] = res.stdout.strip()
     return found
-
-
-def wait_for_trace(trace_id, sent, timeout=VISIBLE_TIMEOUT):
-    deadline = sent + timeout
-    while True:
-        trace = fetch_chain_trace(trace_id)
-        if trace is not None:
-            return trace, time.monotonic() - sent
-        if time.monotonic() > deadline:
-            status, body = http_get(query_url(trace_id), timeout=10)
-            pytest.fail(f"trace {trace_id} not complete in jaeger-query after {timeout}s "
-                        f"(HTTP {status}: {body[:400]})")
-        time.sleep(1)
 
 
 def span_kind(span):
@@ -277,7 +264,7 @@ def test_mixed_modes_one_trace(hosts, ssh_key, report, capsys):
 
     before = path_counters()
     trace_id, sent = send_chain()
-    trace, seconds = wait_for_trace(trace_id, sent)
+    trace, seconds = wait_for_chain_trace(trace_id, sent, VISIBLE_TIMEOUT)
     span_count = check_trace(trace, trace_id)
     by_service = {}
     for span in trace["spans"]:
@@ -315,7 +302,7 @@ def test_trace_script_prints_the_jaeger_url_of_its_trace():
     assert lines[-2].startswith(f"trace {trace_id}: ") and "app-a, app-b, app-c" in lines[-2], lines[-2]
     status, _ = http_get(lines[-1], timeout=10)  # the UI serves its page for the trace's path
     assert status == 200, f"{lines[-1]}: HTTP {status}"
-    check_trace(wait_for_trace(trace_id, time.monotonic())[0], trace_id)
+    check_trace(wait_for_chain_trace(trace_id, time.monotonic(), VISIBLE_TIMEOUT)[0], trace_id)
 
 
 def server_span(trace_id, sent):
@@ -373,7 +360,7 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
             assert env_file(hosts[name], app)["MODE"] == mode, f"{app} on {name} did not get MODE={mode}"
     before = path_counters()
     trace_id, sent = send_chain()
-    trace, seconds = wait_for_trace(trace_id, sent)
+    trace, seconds = wait_for_chain_trace(trace_id, sent, VISIBLE_TIMEOUT)
     spans = check_trace(trace, trace_id)
     after = path_counters(jaeger_first=True)
     taken = spans_by_path({k: after[k] - before[k] for k in before}, mode)

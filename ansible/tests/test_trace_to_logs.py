@@ -28,7 +28,6 @@ Run on a deployed lab, from the repository root (it does not deploy):
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, CHAIN_APPS, GROUPS, INVENTORY, addr, app_url, fetch_chain_trace, http_get, ssh
+from conftest import ANSIBLE_DIR, CHAIN_APPS, GROUPS, INVENTORY, addr, send_chain, ssh, wait_for_chain_trace
 
 SERVICES = set(CHAIN_APPS)
 TRACE_TIMEOUT = 120         # seconds from the request to a complete trace in jaeger-query
@@ -114,15 +113,7 @@ def configs(tmp_path_factory, ssh_key):
 @pytest.fixture(scope="module")
 def trace():
     """A /chain trace as jaeger-query returns it (the API Grafana's Jaeger datasource reads)."""
-    trace_id = secrets.token_hex(16)
-    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
-    status, body = http_get(app_url("app-a", "/chain"), headers=headers, timeout=30)
-    assert status == 200, f"/chain: HTTP {status} {body[:300]}"
-    deadline = time.monotonic() + TRACE_TIMEOUT
-    while (found := fetch_chain_trace(trace_id)) is None:
-        assert time.monotonic() < deadline, f"trace {trace_id} not complete in jaeger-query after {TRACE_TIMEOUT}s"
-        time.sleep(1)
-    return found
+    return wait_for_chain_trace(*send_chain(), TRACE_TIMEOUT)[0]
 
 
 def grafana_span(trace, span):
