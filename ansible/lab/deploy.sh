@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs ansible/site.yml against the local lab (inventories/lab). Arguments go to ansible-playbook
 # unchanged, e.g.  ansible/lab/deploy.sh -e tracing_mode=jaeger-http --tags app_configure
-# (make lab-deploy ANSIBLE_ARGS='...' passes them through).
+# (make lab-deploy ANSIBLE_ARGS='...' passes them through). LAB_INVENTORY names another inventory
+# of the lab's hosts (relative to ansible/), e.g. an edited copy beside hosts.yml, which keeps the
+# lab's group_vars: the placement tests deploy other placements that way.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,8 +29,9 @@ run_playbook() {
   export PATH="$venv_bin:$PATH"
   export ANSIBLE_CONFIG="$ROOT/ansible/ansible.cfg"
   cd "$ROOT/ansible"
-  log "ansible-playbook -i inventories/lab/hosts.yml site.yml $*"
-  ansible-playbook -i inventories/lab/hosts.yml site.yml "$@"
+  local inventory=${LAB_INVENTORY:-inventories/lab/hosts.yml}
+  log "ansible-playbook -i $inventory site.yml $*"
+  ansible-playbook -i "$inventory" site.yml "$@"
 }
 
 check_lab_key

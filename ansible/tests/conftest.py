@@ -395,11 +395,11 @@ def wait_for(what, check, timeout, interval=3):
         time.sleep(interval)
 
 
-def deploy_lab(*args, timeout=1200):
-    """Runs ansible/lab/deploy.sh (site.yml on the lab) with extra ansible-playbook arguments;
-    returns the CompletedProcess, whatever its exit status. On the timeout, the playbook is
-    stopped too (run_in_group)."""
-    return run_in_group([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout)
+def deploy_lab(*args, timeout=1200, env=None):
+    """Runs ansible/lab/deploy.sh (site.yml on the lab) with extra ansible-playbook arguments (and
+    `env` as its environment, if given); returns the CompletedProcess, whatever its exit status.
+    On the timeout, the playbook is stopped too (run_in_group)."""
+    return run_in_group([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout, env=env)
 
 
 def task_results(output):

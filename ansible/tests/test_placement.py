@@ -16,15 +16,13 @@ import json
 import os
 import re
 import shlex
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import yaml
 
-from conftest import (ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, QUERY_PORT, chain_trace_in, changed_tasks,
-                      http_get_on, restoring, run_in_group, send_chain, systemctl_show, task_results, wait_for)
+from conftest import (GROUPS, INVENTORY, INVENTORY_HOSTS, QUERY_PORT, chain_trace_in, changed_tasks, deploy_lab,
+                      http_get_on, restoring, send_chain, systemctl_show, task_results, wait_for)
 
 UNIT = "otel-collector"
 HEALTH_PORT = 13133  # the Collector's health_check extension (role otel_collector's default)
@@ -37,12 +35,9 @@ def recap(output):
 
 
 def run_site(inventory, *args):
-    """site.yml against `inventory` with ansible-playbook arguments `args`, as ansible/lab/deploy.sh
-    runs it (its workers stopped too on the timeout: run_in_group)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return run_in_group(["ansible-playbook", "-i", str(inventory), "site.yml", *args],
-                        timeout=600, cwd=ANSIBLE_DIR, env=env)
+    """site.yml against `inventory` with ansible-playbook arguments `args`, through
+    ansible/lab/deploy.sh (its LAB_INVENTORY)."""
+    return deploy_lab(*args, timeout=600, env=dict(os.environ, LAB_INVENTORY=str(inventory)))
 
 
 def run_placement_play(inventory, *args):
