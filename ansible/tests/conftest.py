@@ -402,6 +402,11 @@ def deploy_lab(*args, timeout=1200, env=None):
     return run_in_group([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout, env=env)
 
 
+# The app role's handlers as ansible-playbook names them.
+APP_RELOAD_HANDLER = "app : Reload systemd for the instances' units"
+APP_RESTART_HANDLER = "app : Restart the instances whose jar, environment or unit changed"
+
+
 def task_results(output):
     """[(TASK or RUNNING HANDLER, its name, its results' lines)] in ansible-playbook's output (the
     default callback's), in their order."""

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import (ANSIBLE_DIR, FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS, MAX_EXPOSURE, STACK_UNITS,
-                      addr, app_url, assert_refused, deploy_lab, deploy_with_port_held, env_file, http_get,
-                      http_get_on, restoring, send_traced, ssh, systemctl_show, wait_for)
+from conftest import (ANSIBLE_DIR, APP_RESTART_HANDLER, FIREWALL_TABLE, GROUPS, INVENTORY_HOSTS, LAB_BACKEND_UNITS,
+                      MAX_EXPOSURE, STACK_UNITS, addr, app_url, assert_refused, deploy_lab, deploy_with_port_held,
+                      env_file, http_get, http_get_on, restoring, send_traced, ssh, systemctl_show, wait_for)
 
 HEALTH_PATH = "/observe/health"
 # Host rebooted by the last test, and how long it may take to come back with its apps.
@@ -227,7 +227,7 @@ def test_an_instance_whose_environment_changed_restarts_also_when_the_run_fails_
             {"app_unit_template": str(broken), "app_extra_env": dict([mark.split("=")])}), timeout=600)
         assert bad.returncode != 0, "the deploy passed with a unit whose executable is missing"
         assert "/nonexistent/bin/java" in bad.stdout, bad.stdout[-3000:]
-        assert re.search(r"RUNNING HANDLER \[app : Restart the instances whose jar, environment or unit changed\][^\n]*\n"
+        assert re.search(rf"RUNNING HANDLER \[{re.escape(APP_RESTART_HANDLER)}\][^\n]*\n"
                          rf"[^\n]*\nchanged: \[{name}\] => \(item=app-a\)", bad.stdout), bad.stdout[-3000:]
         pid = host.check_output("systemctl show --property=MainPID --value app-a.service")
         assert pid not in ("0", pid_before), f"app-a was not restarted: MainPID {pid_before} -> {pid}"

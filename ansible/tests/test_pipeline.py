@@ -27,9 +27,10 @@ import urllib.parse
 
 import pytest
 
-from conftest import (ANSIBLE_DIR, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS, INVENTORY_HOSTS, QUERY_PORT, addr, app_url,
-                      deploy_lab, env_file, fetch_chain_trace, http_get, http_get_many_on, query_url, run_in_group,
-                      send_chain, send_traced, ssh, task_results, wait_for, wait_for_chain_trace)
+from conftest import (ANSIBLE_DIR, APP_RELOAD_HANDLER, APP_RESTART_HANDLER, CHAIN_APPS, CHAIN_MIN_SPANS, GROUPS,
+                      INVENTORY_HOSTS, QUERY_PORT, addr, app_url, deploy_lab, env_file, fetch_chain_trace, http_get,
+                      http_get_many_on, query_url, run_in_group, send_chain, send_traced, ssh, task_results, wait_for,
+                      wait_for_chain_trace)
 
 # The services' own telemetry (roles' defaults otel_collector_metrics_port, jaeger_collector_metrics_port).
 OTEL_COLLECTOR_METRICS_PORT = 8888
@@ -47,10 +48,6 @@ STATS = {"traces": 0, "spans": 0, "visible_s": []}
 # Pipeline units and the group whose hosts run them: a MODE change must not restart them.
 PIPELINE_UNITS = {"otel-collector": "otel_collector", "jaeger-collector": "jaeger_collector",
                   "jaeger-query": "jaeger_query"}
-# The app role's handlers: a MODE change writes environment files only, so it restarts the
-# instances without reloading systemd (which only a changed unit needs).
-APP_RESTART_HANDLER = "app : Restart the instances whose jar, environment or unit changed"
-APP_RELOAD_HANDLER = "app : Reload systemd for the instances' units"
 
 
 def first(group):
@@ -351,6 +348,8 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     restarted = sorted(f"{u} on {h}" for (h, u), i in pipeline_invocations(ssh_key).items()
                        if before.get((h, u)) != i)
     assert not restarted, f"switching to MODE={mode} restarted {restarted}"
+    # A MODE change writes environment files only: the instances restart, systemd is not
+    # reloaded (only a changed unit needs that).
     handlers = [name for kind, name, _ in task_results(output) if kind == "RUNNING HANDLER"]
     if set(modes_before.values()) != {mode}:  # some instance's environment file changed
         assert APP_RESTART_HANDLER in handlers, f"switching to MODE={mode} restarted no instance: {handlers}"
