@@ -2,20 +2,22 @@
 
 First the inventory's own topology (each app instance its own MODE, app_instance_modes): one
 /chain trace whose spans reached Jaeger by three paths, shown by the receivers' span counters.
-Then for each of the four modes in turn: deploy with `-e tracing_mode=<mode>` (ansible/lab/deploy.sh),
-send GET /chain to app-a with a fresh W3C traceparent, poll jaeger-query's HTTP API until the
-trace is there (bounded), and check it: spans of all three services, the CLIENT -> SERVER parent
-links of the chain, at least the 7 spans of the original demo's chain, and the same trace id in
-the log files of every app host; and that switching MODE restarted none of otel-collector,
+Then for each of the four modes in turn: deploy with `-e tracing_mode=<mode>` (ansible/lab/deploy.sh;
+the whole site.yml for the first mode, only the apps' configuration for the others), send
+GET /chain to app-a with a fresh W3C traceparent, poll jaeger-query's HTTP API until the trace
+is there (bounded), and check it: spans of all three services, the CLIENT -> SERVER parent links
+of the chain, at least the 7 spans of the original demo's chain, and the same trace id in the
+log files of every app host; and that switching MODE restarted none of otel-collector,
 jaeger-collector and jaeger-query (only the apps follow MODE). Then, with the apps sending to
 the OpenTelemetry Collector: stop jaeger-collector, send a bounded burst of /chain, start
 jaeger-collector again and check that every trace of the burst arrives (the Collector's
 sending queue and retries; the queue's persistence across a Collector restart is not tested).
 
-Slow (one full deployment per mode). Run after ansible/lab/up.sh and a first deployment:
+Slow (one deployment per mode). Run after ansible/lab/up.sh and a first deployment:
     $LAB_CACHE/venv/bin/pytest ansible/tests/test_pipeline.py
-Settings (environment): PIPELINE_MODES (comma-separated, default all four), PIPELINE_BURST (default 20), PIPELINE_DEPLOY_ARGS (extra ansible-playbook
-arguments, e.g. "--tags app_configure" to redeploy only the apps' configuration).
+Settings (environment): PIPELINE_MODES (comma-separated, default all four; the first one gets the
+whole deployment), PIPELINE_BURST (default 20), PIPELINE_DEPLOY_ARGS (extra ansible-playbook
+arguments for every deploy).
 """
 import itertools
 import json
@@ -41,6 +43,9 @@ LOG_WAIT = 30                # seconds for the trace id to reach every log file
 BURST = int(os.environ.get("PIPELINE_BURST", "20"))
 BURST_TIMEOUT = 240          # seconds for the whole burst to arrive after jaeger-collector is back
 DEPLOY_TIMEOUT = 1800
+# The part of the deployment that reads MODE: the app role's configuration (its environment files
+# and the restarts they notify), as a user re-runs it after switching MODE.
+APPS_ONLY = ("--tags", "app_configure")
 MODES = [m for m in os.environ.get(
     "PIPELINE_MODES", "jaeger-grpc,jaeger-http,otel-collector-http,otel-collector-grpc").split(",") if m]
 REPO = ANSIBLE_DIR.parent
@@ -55,15 +60,16 @@ def first(group):
     return GROUPS[group][0]
 
 
-def deploy(mode=None):
+def deploy(mode=None, whole=False):
     """Runs the lab deployment with that MODE for every instance (None: the inventory's own
     per-instance modes); fails the test when the playbook fails. Returns the seconds it took and
-    the playbook's output."""
+    the playbook's output. Only the app role reads MODE, so unless `whole` is set the run is
+    limited to APPS_ONLY, which spares the lab the rest of site.yml's tasks."""
     start = time.monotonic()
-    proc = deploy_lab(*(["-e", f"tracing_mode={mode}"] if mode else []),
-                      *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", "")), timeout=DEPLOY_TIMEOUT)
+    args = [*([] if whole else APPS_ONLY), *shlex.split(os.environ.get("PIPELINE_DEPLOY_ARGS", ""))]
+    proc = deploy_lab(*(["-e", f"tracing_mode={mode}"] if mode else []), *args, timeout=DEPLOY_TIMEOUT)
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-    assert proc.returncode == 0, f"deploy with tracing_mode={mode} failed:\n{tail}"
+    assert proc.returncode == 0, f"deploy with tracing_mode={mode} {shlex.join(args)} failed:\n{tail}"
     return time.monotonic() - start, proc.stdout
 
 
@@ -339,12 +345,14 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     """Every instance on one MODE: the /chain trace is complete and in every log file, and its
     spans came in through that mode's receiver (its span counter grew by at least the trace's
     spans; read as in test_mixed_modes_one_trace), so an endpoint variable pointing at another
-    receiver fails here."""
+    receiver fails here. The first mode is deployed by the whole site.yml, as a user switches it;
+    the others by the apps' configuration alone, which is all that reads MODE."""
     # Only the apps follow MODE: switching it (from whatever the lab ran) must leave the
     # collectors and jaeger-query running as they were (same systemd invocation).
     before = pipeline_invocations(ssh_key)
     modes_before = deployed_modes(hosts)
-    took, output = deploy(mode)
+    whole = mode == MODES[0]
+    took, output = deploy(mode, whole=whole)
     restarted = sorted(f"{u} on {h}" for (h, u), i in pipeline_invocations(ssh_key).items()
                        if before.get((h, u)) != i)
     assert not restarted, f"switching to MODE={mode} restarted {restarted}"
@@ -367,7 +375,8 @@ def test_mode_end_to_end(mode, hosts, ssh_key, report, capsys):
     check_logs(hosts, trace_id)
     count_trace(report, spans, seconds)
     with capsys.disabled():
-        print(f"\n[{mode}] deploy {took:.0f} s; trace {trace_id}: {spans} spans of "
+        how = "whole site.yml" if whole else shlex.join(APPS_ONLY)
+        print(f"\n[{mode}] deploy ({how}) {took:.0f} s; trace {trace_id}: {spans} spans of "
               f"{len(SERVICES)} services, visible after {seconds:.1f} s, in every log file; "
               f"{taken:.0f} spans through {mode}'s receiver")
 
