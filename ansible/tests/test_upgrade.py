@@ -106,7 +106,12 @@ class Component:
     @property
     def tags(self):
         """Deploy arguments that run its role's install and configure parts on its hosts only."""
-        return ["--limit", ",".join(self.hosts), "--tags", f"{self.role}_install,{self.role}_configure"]
+        return ["--limit", ",".join(self.hosts), "--tags", f"{self.install_tag},{self.role}_configure"]
+
+    @property
+    def install_tag(self):
+        """Its role's tag of the install part, which runs the release switch."""
+        return f"{self.role}_install"
 
 
 def role_var(role, name):
@@ -137,7 +142,7 @@ PROMETHEUS = Component(
 # The install parts of the roles of every release unit in the lab (LAB_BACKEND_UNITS): they run
 # the release switch, which restarts a unit whose binary changed; the rest of site.yml does not
 # touch these units.
-RELEASE_INSTALL_TAGS = ("--tags", ",".join(f"{c.role}_install" for c in (COLLECTOR, JAEGER, PROMETHEUS)))
+RELEASE_INSTALL_TAGS = ("--tags", ",".join(c.install_tag for c in (COLLECTOR, JAEGER, PROMETHEUS)))
 # The Collector's host and unit, for the tests that drive the Collector only.
 COLLECTOR_HOST, UNIT = COLLECTOR.placements[0][:2]
 
