@@ -267,13 +267,17 @@ stage_verify() {
   say "5 verify: pytest on the lab (ansible/tests)"
   local start=$SECONDS rc=0 passed failed skipped
   rm -f "$LOGS/pytest.xml"  # a run that writes none (pytest could not start) must not count an old one
-  # LAB_SWITCH_TEST: also switch spm_enabled off and on again (two more deploys, ~8 min)
+  local deploys_before  # the lab's deploys.log (ansible/lab/deploy.sh) has one line per deploy
+  deploys_before=$(cat "$LAB_STATE/deploys.log" 2>/dev/null | wc -l)
+  # LAB_SWITCH_TEST: also switch spm_enabled off and on again (one whole deploy, two of the SPM roles; ~5 min)
   run env -C ansible/tests LAB_SWITCH_TEST="${LAB_SWITCH_TEST:-1}" \
     LAB_DEPLOY_LOGS="$LOGS/deploy.log:$LOGS/idempotence.log:$LOGS/idempotence-app-configure.log" \
     PYTHONDONTWRITEBYTECODE=1 "$VENV_BIN/python" -m pytest -v -p no:cacheprovider \
     --basetemp="$LOGS/pytest-tmp" --junitxml="$LOGS/pytest.xml" . || rc=$?
   read -r passed failed skipped < <(junit_counts "$LOGS/pytest.xml")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+  tail -n +$((deploys_before + 1)) "$LAB_STATE/deploys.log" 2>/dev/null |
+    awk '{n++; s += $2} END {printf "the tests ran ansible/lab/deploy.sh %d times, %d s in all\n", n, s}'
   record verify "$passed" "$failed" $((SECONDS - start)) "$skipped"
 }
 

@@ -13,9 +13,16 @@ ROOT=$(cd "$LAB_DIR/../.." && pwd)
 
 log() { printf '%s [deploy] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# One line per run in the lab's state folder (down.sh keeps it with the other logs): what each
+# deploy of a test run cost, e.g. `awk '{s += $2} END {print NR, s}' deploys.log`.
+DEPLOY_ARGS="$*"
 on_exit() {
   local rc=$?
   if [ "$rc" -eq 0 ]; then log "done in ${SECONDS}s"; else log "FAILED (exit $rc) after ${SECONDS}s"; fi
+  if [ -d "$LAB_STATE" ]; then
+    printf '%s %s exit=%s %s\n' "$(date -u +%H:%M:%S)" "$SECONDS" "$rc" "${LAB_INVENTORY:+LAB_INVENTORY=$LAB_INVENTORY }$DEPLOY_ARGS" \
+      >>"$LAB_STATE/deploys.log" || true
+  fi
 }
 trap on_exit EXIT
 

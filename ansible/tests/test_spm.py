@@ -7,8 +7,9 @@ Collector (in the lab app-a and app-b; SERVICES below), and
 jaeger-query's /api/metrics/{calls,latencies,errors} must return series for app-a, the error
 series non-zero. Every wait is bounded. Skipped when the lab inventory has spm_enabled false.
 
-With LAB_SWITCH_TEST=1 it also switches spm_enabled off and on again by redeploying the lab
-(about 4 minutes) and checks that only the SPM parts change and a further run changes nothing.
+With LAB_SWITCH_TEST=1 it also switches spm_enabled off with the whole site.yml and checks that
+only the SPM parts change, then on again and once more with the roles that read spm_enabled
+(SPM_ROLE_TAGS): the same parts come back, and the run after that changes nothing.
 """
 import json
 import os
@@ -211,6 +212,15 @@ def test_ui_shows_the_monitor_menu():
     assert '"monitor":{"menuEnabled":true}' in compact, "UI config without the Monitor menu"
 
 
+# Every role whose defaults, vars, tasks or templates read the switch, with both its tags: switching
+# spm_enabled can change nothing else (a role that starts to read it is picked up here).
+SPM_ROLES = sorted({
+    role.name for role in (ANSIBLE_DIR / "roles").iterdir()
+    for part in ("defaults", "vars", "tasks", "templates") for path in (role / part).rglob("*")
+    if path.is_file() and re.search(r"\bspm_enabled\b", path.read_text())})
+SPM_ROLE_TAGS = ("--tags", ",".join(f"{role}_{kind}" for role in SPM_ROLES for kind in ("install", "configure")))
+
+
 def deploy(*args):
     """Runs ansible/lab/deploy.sh; returns {host: changed count} and the changed task names."""
     proc = deploy_lab(*args)
@@ -220,12 +230,13 @@ def deploy(*args):
 
 
 @pytest.mark.skipif(os.environ.get("LAB_SWITCH_TEST") != "1",
-                    reason="redeploys the lab twice (about 4 minutes): set LAB_SWITCH_TEST=1")
+                    reason="redeploys the lab three times (about 5 minutes): set LAB_SWITCH_TEST=1")
 def test_switching_spm_off_and_on_converges(hosts):
-    """spm_enabled false: only the SPM parts change (Prometheus stopped and disabled, collector
-    and jaeger-query without SPM settings, the firewall's rules rendered again; test_firewall
-    probes the ports it closes); true again restores them, and a further run is a no-op for every
-    host."""
+    """spm_enabled false, the whole site.yml: only the SPM parts change (Prometheus stopped and
+    disabled, collector and jaeger-query without SPM settings, the firewall's rules rendered again;
+    test_firewall probes the ports it closes). True again, with the roles that read the switch
+    (SPM_ROLE_TAGS; the whole site.yml if the switch-off failed): they restore those parts, and a
+    further run of them is a no-op for every host."""
     spm_parts = {
         "otel_collector : Render the collector config (validated by otelcol-contrib before it replaces the live one)",
         "otel_collector : Restart otel-collector",
@@ -244,6 +255,8 @@ def test_switching_spm_off_and_on_converges(hosts):
         "jaeger : Render and validate the config of jaeger-query",
         "firewall : Render the project's table (checked with nft -c before it replaces the live file)",
     }
+    assert {"prometheus", "otel_collector", "jaeger", "firewall"} <= set(SPM_ROLES), SPM_ROLES
+    switched_off = False
     try:
         _, changed = deploy("-e", "spm_enabled=false")
         assert changed <= spm_parts | {"common : Stop and disable prometheus"}, changed
@@ -254,13 +267,18 @@ def test_switching_spm_off_and_on_converges(hosts):
         assert '"menuEnabled": false' in query.file("/etc/jaeger/ui.json").content_string
         assert "prometheus_spm" not in query.file("/etc/jaeger/query.yaml").content_string
         assert "span_metrics" not in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
+        switched_off = True
     finally:
-        _, changed = deploy()
+        # Only the SPM roles' parts changed, so only they need to run to switch back; after a
+        # failure, the whole site gives every host its own settings again.
+        _, changed = deploy(*(SPM_ROLE_TAGS if switched_off else ()))
     assert changed <= spm_parts | {"common : Enable and start prometheus"}, changed
     assert must_change <= changed, changed
     prom = hosts[PROMETHEUS_HOST].service("prometheus")
     assert prom.is_running and prom.is_enabled
     assert "prometheus_spm" in hosts[QUERY_HOST].file("/etc/jaeger/query.yaml").content_string
     assert "span_metrics" in hosts[COLLECTOR_HOST].file("/etc/otel-collector/config.yaml").content_string
-    counts, changed = deploy()
+    counts, changed = deploy(*SPM_ROLE_TAGS)
     assert not any(counts.values()), f"second run changed: {changed}"
+    print(f"spm_enabled false (whole site.yml), true and again ({' '.join(SPM_ROLE_TAGS)}): "
+          f"second run changed nothing on {sorted(counts)}")
