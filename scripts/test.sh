@@ -268,7 +268,7 @@ stage_verify() {
   local start=$SECONDS rc=0 passed failed skipped
   rm -f "$LOGS/pytest.xml"  # a run that writes none (pytest could not start) must not count an old one
   local deploys_before  # the lab's deploys.log (ansible/lab/deploy.sh) has one line per deploy
-  deploys_before=$(cat "$LAB_STATE/deploys.log" 2>/dev/null | wc -l)
+  deploys_before=$(wc -l 2>/dev/null <"$LAB_STATE/deploys.log") || deploys_before=0
   # LAB_SWITCH_TEST: also switch spm_enabled off and on again (one whole deploy, two of the SPM roles; ~5 min)
   run env -C ansible/tests LAB_SWITCH_TEST="${LAB_SWITCH_TEST:-1}" \
     LAB_DEPLOY_LOGS="$LOGS/deploy.log:$LOGS/idempotence.log:$LOGS/idempotence-app-configure.log" \

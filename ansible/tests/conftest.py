@@ -402,6 +402,17 @@ def deploy_lab(*args, timeout=1200, env=None):
     return run_in_group([str(ANSIBLE_DIR / "lab" / "deploy.sh"), *args], timeout=timeout, env=env)
 
 
+def run_test_playbook(playbook, variables, inventory=INVENTORY, timeout=300):
+    """ansible-playbook with one of this folder's playbooks (render/<playbook>) against `inventory`
+    (the lab's unless named), `variables` as its extra variables; returns the CompletedProcess,
+    whatever its exit status."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+         f"tests/render/{playbook}", "-e", json.dumps(variables)],
+        cwd=ANSIBLE_DIR, env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg")),
+        capture_output=True, text=True, timeout=timeout)
+
+
 # The app role's handlers as ansible-playbook names them.
 APP_RELOAD_HANDLER = "app : Reload systemd for the instances' units"
 APP_RESTART_HANDLER = "app : Restart the instances whose jar, environment or unit changed"

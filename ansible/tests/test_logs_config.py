@@ -31,12 +31,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, MAX_EXPOSURE, http_get
+from conftest import ANSIBLE_DIR, MAX_EXPOSURE, http_get, run_test_playbook
 
 ROOT = ANSIBLE_DIR.parent
 INVENTORY = ANSIBLE_DIR / "inventories" / "vagrant" / "hosts.yml"
@@ -65,17 +64,12 @@ NOT_RE2 = [r"(?=", r"(?!", r"(?<=", r"(?<!", r"(?>", r"\1", r"(?P="]
 
 def render(role, out, **overrides):
     group, templates = RENDER[role]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
     # Secrets the roles generate on the controller go to the output folder, not to the
     # inventory's folder under ~/.config (test_web_auth_config.py reads them there).
     extra = {"render_role": role, "render_group": group, "render_out": str(out),
              "render_templates": templates, "spm_enabled": True, "logs_enabled": True,
              "prometheus_web_password_file": str(out / "prometheus-password"), **overrides}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
-         "tests/render/render.yml", "-e", json.dumps(extra)],
-        cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_test_playbook("render.yml", extra, inventory=INVENTORY)
     assert proc.returncode == 0, f"rendering {role} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
 
 

@@ -6,19 +6,16 @@ new and --diff prints each whole file, and names that log and the idempotence ru
 LAB_DEPLOY_LOGS. This test reads the secrets the roles generated on the controller (files under
 ~/.config/helidon-otel-vms/lab/, mode 0600) and looks for each in those logs.
 """
-import json
 import os
 import secrets
 import shlex
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import (ANSIBLE_DIR, GROUPS, INVENTORY, INVENTORY_HOSTS, SECRETS_DIR, SPM_ENABLED,
-                      deploy_with_port_held)
+from conftest import (GROUPS, INVENTORY_HOSTS, SECRETS_DIR, SPM_ENABLED, deploy_with_port_held,
+                      run_test_playbook)
 LOGS = [Path(p) for p in os.environ.get("LAB_DEPLOY_LOGS", "").split(":") if p]
 
 
@@ -105,11 +102,7 @@ def test_a_failure_message_masks_credentials_in_urls(hosts):
     script = f"echo reading http://reader:{password}@example.invalid:9090/api; exit 3"
     logged = hosts[name].run(f"systemd-run --quiet --wait --collect --unit={unit} /bin/sh -c {shlex.quote(script)}")
     assert logged.rc == 3, (logged.rc, logged.stderr)
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
-         "tests/render/fail_with_last_run.yml", "-e", json.dumps({"render_host": name, "render_units": [unit]})],
-        cwd=ANSIBLE_DIR, env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg")),
-        capture_output=True, text=True, timeout=300)
+    proc = run_test_playbook("fail_with_last_run.yml", {"render_host": name, "render_units": [unit]})
     assert proc.returncode != 0, "fail_with_last_run did not fail the play"
     assert f"{unit} said:" in proc.stdout, proc.stdout[-3000:]
     assert "reading http://***@example.invalid:9090/api" in proc.stdout, proc.stdout[-3000:]

@@ -26,19 +26,15 @@ Run on a deployed lab, from the repository root (it does not deploy):
     $LAB_CACHE/venv/bin/pytest ansible/tests/test_trace_to_logs.py
 """
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
-from conftest import ANSIBLE_DIR, CHAIN_APPS, GROUPS, INVENTORY, addr, send_chain, ssh, wait_for_chain_trace
+from conftest import CHAIN_APPS, GROUPS, addr, run_test_playbook, send_chain, ssh, wait_for_chain_trace
 
 SERVICES = set(CHAIN_APPS)
 TRACE_TIMEOUT = 120         # seconds from the request to a complete trace in jaeger-query
@@ -55,14 +51,9 @@ DEFAULT_TAGS = [{"key": k, "value": k.replace(".", "_", 1) if "." in k else None
 def render(role, group, templates, out, extra=None):
     """Renders a role's templates for the lab inventory as tests/render/render.yml does for the
     config tests (on the controller, nothing touches the hosts)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
     variables = {"render_role": role, "render_group": group, "render_out": str(out),
                  "render_templates": templates, "logs_enabled": True, **(extra or {})}
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
-         "tests/render/render.yml", "-e", json.dumps(variables)],
-        cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_test_playbook("render.yml", variables)
     assert proc.returncode == 0, f"rendering {role} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
 
 
@@ -80,12 +71,7 @@ def linked_timezone(ssh_key, host):
 def role_timezones(out):
     """{host: zone} of the promtail group as the roles name it: the common role's host_timezone
     entry point, run on the lab hosts (tests/render/host_timezone.yml)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
-         "tests/render/host_timezone.yml", "-e", json.dumps({"render_group": "promtail", "render_out": str(out)})],
-        cwd=ANSIBLE_DIR, env=env, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_test_playbook("host_timezone.yml", {"render_group": "promtail", "render_out": str(out)})
     assert proc.returncode == 0, f"host_timezone failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     return {host: (out / f"{host}.timezone").read_text().strip() for host in GROUPS["promtail"]}
 
